@@ -1,0 +1,36 @@
+"""minigen: generative models written by hand on NumPy (CuPy on a GPU).
+
+Start with ``minigen/tensor.py`` and ``minigen/autograd.py`` (the whole autograd), then
+``minigen/ops/`` (one Function per op), then ``minigen/gradcheck.py`` (how every gradient
+here is checked).
+"""
+import importlib
+
+from .autograd import (Function, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
+                       set_grad_enabled)
+from .backend import (cuda_available, get_array_module, get_default_dtype, get_rng_state,
+                      manual_seed, set_default_dtype, set_rng_state)
+from .ops import *  # noqa: F401,F403  (minigen.exp, minigen.matmul, ...)
+from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
+from .tensor import (Tensor, _install_methods, arange, full, full_like, ones, ones_like, rand,
+                     rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grad
+
+_install_methods()
+
+float32 = "float32"
+float64 = "float64"
+
+__version__ = "0.1.0"
+
+# Submodules imported on first use, so `minigen.nn`, `minigen.optim` ... work after
+# `import minigen` without making the core import slow.
+_LAZY = ("nn", "optim", "data", "models", "metrics", "viz", "cli", "kernels", "serialization")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in ("save", "load"):
+        return getattr(importlib.import_module(f"{__name__}.serialization"), name)
+    raise AttributeError(f"module 'minigen' has no attribute {name!r}")

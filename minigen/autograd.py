@@ -1,0 +1,260 @@
+"""Reverse-mode automatic differentiation.
+
+The whole mechanism is three ideas:
+
+1. Every differentiable op is a ``Function`` subclass with ``forward`` (arrays in, an array
+   out) and ``backward`` (the output's gradient in, one gradient per input out).
+   ``Function.apply`` runs ``forward`` and, when a gradient is needed, records the
+   function as the output tensor's ``_ctx`` -- that record *is* the graph.
+2. ``backward`` is written with Tensor operations, not raw arrays. Run under ``no_grad``
+   (the default) it builds no graph and costs nothing extra; run with
+   ``create_graph=True`` it records its own graph, so a gradient can be differentiated
+   again (WGAN-GP's gradient penalty, ``gradgradcheck``).
+3. ``backprop`` sorts the graph topologically from the output and calls each
+   ``backward`` once, summing the gradients that reach a tensor along several paths.
+
+Writing a new op::
+
+    class Cube(Function):
+        def forward(self, x):               # arrays in, array out
+            return x ** 3
+        def backward(self, grad):           # Tensors in, Tensors out
+            x, = self.inputs
+            return grad * 3 * x ** 2
+
+    y = Cube.apply(x)                       # x is a Tensor
+    minigen.gradcheck(Cube.apply, [x64])    # check it against finite differences
+"""
+import contextlib
+import weakref
+
+from .backend import get_array_module
+
+# ------------------------------------------------------------------ global modes
+_GRAD_ENABLED = [True]
+_ANOMALY = [False]
+_RUNNING_BACKWARD = []  # the Functions whose backward is running (anomaly reports name them)
+
+
+def is_grad_enabled():
+    return _GRAD_ENABLED[-1]
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled):
+    _GRAD_ENABLED.append(enabled)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.pop()
+
+
+def no_grad():
+    """Context manager: ops inside record no graph (inference, optimizer steps)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Context manager: record the graph again inside a ``no_grad`` block."""
+    return _grad_mode(True)
+
+
+def set_grad_enabled(enabled):
+    return _grad_mode(bool(enabled))
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Raise at the first op whose output (forward) or gradient (backward) holds NaN/inf.
+
+    The error names the op, so a NaN is traced to where it was born instead of
+    where it was noticed.
+    """
+    _ANOMALY.append(True)
+    try:
+        yield
+    finally:
+        _ANOMALY.pop()
+
+
+def is_anomaly_enabled():
+    return _ANOMALY[-1]
+
+
+def _check_finite(array, what):
+    xp = get_array_module(array)
+    if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
+        kind = "nan" if bool(xp.isnan(array).any()) else "inf"
+        raise FloatingPointError(f"detect_anomaly: {what} produced {kind}")
+
+
+# ------------------------------------------------------------------ Function
+class Function:
+    """One differentiable op. Subclasses define ``forward`` and ``backward``.
+
+    Inside ``backward``: ``self.inputs`` are the input Tensors (non-tensor arguments
+    are passed to ``forward`` as keyword arguments and can be stored on ``self``),
+    ``self.output`` is the output Tensor, ``self.needs_input_grad[i]`` tells whether
+    input ``i`` wants a gradient. Return one gradient per input (a Tensor or None).
+    """
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    @property
+    def output(self):
+        return self._output_ref()
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        from .tensor import Tensor
+
+        fn = cls()
+        arrays = [t.data for t in inputs]
+        out = Tensor(fn.forward(*arrays, **kwargs))
+        if _ANOMALY[-1]:
+            where = f"{_RUNNING_BACKWARD[-1].name} (backward)" if _RUNNING_BACKWARD else \
+                f"{fn.name} (forward)"
+            _check_finite(out.data, where)
+        if _GRAD_ENABLED[-1]:
+            needs = tuple(t.requires_grad for t in inputs)
+            if any(needs):
+                fn.inputs = inputs
+                fn.needs_input_grad = needs
+                # A weak reference: the output owns the function, not the reverse,
+                # so no reference cycle keeps big arrays alive.
+                fn._output_ref = weakref.ref(out)
+                out.requires_grad = True
+                out._ctx = fn
+        return out
+
+
+# ------------------------------------------------------------------ the graph walk
+def _topological_order(roots):
+    """Tensors reachable from ``roots`` through recorded ops, consumers before producers."""
+    order, seen = [], set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:  # iterative DFS: deep graphs (long RNN chains) must not hit recursion limits
+            t, done = stack.pop()
+            if done:
+                order.append(t)
+                continue
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            stack.append((t, True))
+            if t._ctx is not None:
+                if t._ctx.inputs is None:
+                    raise RuntimeError(
+                        f"backward through {t._ctx.name} a second time: its graph was freed by the "
+                        "first backward. Pass retain_graph=True to the first call to keep it.")
+                for parent in t._ctx.inputs:
+                    if parent.requires_grad and id(parent) not in seen:
+                        stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=None,
+             allow_unused=False):
+    """Propagate ``root_grads`` back through the graph.
+
+    With ``inputs=None`` gradients are accumulated into the ``.grad`` of the leaf tensors
+    (``Tensor.backward``). With a list of ``inputs`` their gradients are returned instead and
+    no ``.grad`` is touched (``minigen.grad``).
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    order = _topological_order(roots)
+    grads = {}
+    for root, g in zip(roots, root_grads):
+        grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
+    wanted = None if inputs is None else {id(t) for t in inputs}
+    captured = {}
+
+    with _grad_mode(create_graph):
+        for t in order:
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if wanted is not None and id(t) in wanted:
+                captured[id(t)] = g
+            if t._ctx is None:
+                if wanted is None:
+                    t.grad = g if t.grad is None else t.grad + g
+                continue
+            if wanted is None and t._retains_grad:
+                t.grad = g if t.grad is None else t.grad + g
+            fn = t._ctx
+            _RUNNING_BACKWARD.append(fn)
+            try:
+                in_grads = fn.backward(g)
+            finally:
+                _RUNNING_BACKWARD.pop()
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, pg, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
+                if pg is None or not needed:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(f"{fn.name}.backward returned a gradient of shape "
+                                       f"{pg.shape} for an input of shape {parent.shape}")
+                if _ANOMALY[-1]:
+                    _check_finite(pg.data, f"{fn.name} (backward)")
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                fn.inputs = None  # free the graph: a second backward raises clearly
+
+    if inputs is None:
+        return None
+    result = []
+    for t in inputs:
+        g = captured.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError("grad: one of the inputs was not used to compute the outputs "
+                               "(pass allow_unused=True to get None for it)")
+        result.append(g)
+    return tuple(result)
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.
+
+    Mirrors ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are
+    themselves differentiable (the gradient penalty of WGAN-GP is built this way).
+    """
+    from .tensor import Tensor, ones_like
+
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    roots, root_grads = [], []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError("grad: an output does not require grad (was it computed under "
+                               "no_grad, or from tensors without requires_grad=True?)")
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(f"grad: output of shape {out.shape} is not a scalar; "
+                                   "pass grad_outputs")
+            g = ones_like(out)
+        roots.append(out)
+        root_grads.append(g)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("grad: an input does not require grad")
+    return backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused)

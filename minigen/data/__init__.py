@@ -1,0 +1,1 @@
+"""Datasets: the IDX reader, MNIST / Fashion-MNIST, toy sets, DataLoader."""

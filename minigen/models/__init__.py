@@ -1,0 +1,1 @@
+"""Generative models: VAE, GAN family, RBM, SOM, K-means, Gaussian mixtures."""

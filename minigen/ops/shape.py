@@ -1,0 +1,305 @@
+"""Shape ops: reshape, permute, broadcast, concatenate, pad, indexing, dtype/device moves.
+
+None of these does arithmetic; their backward only moves gradient entries back to where
+the input's entries came from.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+
+
+# ------------------------------------------------------------------ helpers
+def as_tensor(x, like=None):
+    """Wrap a Python/NumPy scalar or array as a constant Tensor, matching ``like``'s dtype/device."""
+    if isinstance(x, Tensor):
+        return x
+    if like is None:
+        return Tensor(x)
+    xp = get_array_module(like.data)
+    dtype = like.dtype if like.dtype.kind == "f" else None
+    return Tensor(xp.asarray(backend.to_device(np.asarray(x), like.device), dtype=dtype))
+
+
+def _norm_dim(dim, ndim, op):
+    if not -ndim <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % max(ndim, 1)
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the adjoint of broadcasting (DESIGN principle 4).
+
+    Broadcasting copies an input along new leading axes and along its size-1 axes, so
+    the gradient is the sum over exactly those axes.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    from .reduce import sum as _sum
+    return reshape(_sum(grad, dim=axes), shape)
+
+
+# ------------------------------------------------------------------ reshape family
+class Reshape(Function):
+    def forward(self, a, shape):
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot view shape {a.shape} ({a.size} elements) "
+                             f"as {shape}") from None
+
+    def backward(self, g):
+        return reshape(g, self.inputs[0].shape)
+
+
+def reshape(x, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    if tuple(shape) == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``)."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = _norm_dim(start_dim, x.ndim, "flatten"), _norm_dim(end_dim, x.ndim, "flatten")
+    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+def squeeze(x, dim=None):
+    """Remove size-1 dims (all of them, or ``dim`` only, as torch: a no-op if it is not 1)."""
+    if dim is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    dims = (dim,) if isinstance(dim, int) else dim
+    dims = {_norm_dim(d, x.ndim, "squeeze") for d in dims}
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)))
+
+
+def unsqueeze(x, dim):
+    dim = _norm_dim(dim, x.ndim + 1, "unsqueeze")
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+class Permute(Function):
+    def forward(self, a, dims):
+        self.dims = dims
+        return a.transpose(dims)
+
+    def backward(self, g):
+        return permute(g, *np.argsort(self.dims))
+
+
+def permute(x, *dims):
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of {x.shape}")
+    dims = tuple(int(d) % x.ndim for d in dims)
+    if dims == tuple(range(x.ndim)):
+        return x
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x, dim0=-2, dim1=-1):
+    dims = list(range(x.ndim))
+    d0, d1 = _norm_dim(dim0, x.ndim, "transpose"), _norm_dim(dim1, x.ndim, "transpose")
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(x, *dims)
+
+
+class BroadcastTo(Function):
+    def forward(self, a, shape):
+        xp = get_array_module(a)
+        try:
+            return xp.broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+
+    def backward(self, g):
+        return unbroadcast(g, self.inputs[0].shape)
+
+
+def broadcast_to(x, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    if tuple(shape) == x.shape:
+        return x
+    return BroadcastTo.apply(x, shape=tuple(shape))
+
+
+expand = broadcast_to
+
+
+# ------------------------------------------------------------------ joining and splitting
+class Cat(Function):
+    def forward(self, *arrays, dim):
+        self.dim = dim
+        xp = get_array_module(arrays[0])
+        try:
+            return xp.concatenate(arrays, axis=dim)
+        except ValueError:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"cat: shapes {shapes} do not match outside dim {dim}") from None
+
+    def backward(self, g):
+        dim = self.dim
+        grads, start = [], 0
+        for t in self.inputs:
+            index = (slice(None),) * dim + (slice(start, start + t.shape[dim]),)
+            grads.append(getitem(g, index))
+            start += t.shape[dim]
+        return tuple(grads)
+
+
+def cat(tensors, dim=0):
+    """Concatenate along ``dim`` (``torch.cat``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    return Cat.apply(*tensors, dim=_norm_dim(dim, tensors[0].ndim, "cat"))
+
+
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join along a new ``dim`` (``torch.stack``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+    return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Split into pieces along ``dim``: equal chunks of an int size, or the listed sizes."""
+    dim = _norm_dim(dim, x.ndim, "split")
+    n = x.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        if n % split_size_or_sections:
+            sizes.append(n % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)}, but dim {dim} has {n}")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(getitem(x, (slice(None),) * dim + (slice(start, start + size),)))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    n = x.shape[_norm_dim(dim, x.ndim, "chunk")]
+    return split(x, -(-n // chunks), dim)
+
+
+class Pad(Function):
+    """Constant padding; ``pad`` uses torch.nn.functional.pad's order (last dim first)."""
+
+    def forward(self, a, pad, value):
+        xp = get_array_module(a)
+        if len(pad) % 2 or len(pad) // 2 > a.ndim:
+            raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {a.ndim} dims")
+        widths = [(0, 0)] * a.ndim
+        for i in range(len(pad) // 2):
+            widths[a.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+        if any(w < 0 for pair in widths for w in pair):
+            raise ValueError(f"pad: negative padding {pad} is not supported")
+        self.widths = widths
+        return xp.pad(a, widths, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        index = tuple(slice(lo, g.shape[i] - hi) for i, (lo, hi) in enumerate(self.widths))
+        return getitem(g, index)
+
+
+def pad(x, pad, value=0.0):
+    return Pad.apply(x, pad=tuple(int(p) for p in pad), value=value)
+
+
+# ------------------------------------------------------------------ indexing
+def _raw_index(index):
+    """Tensors inside an index become their arrays; lists become arrays."""
+    if isinstance(index, tuple):
+        return tuple(_raw_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _is_basic(index):
+    """Basic indexing (ints, slices, None, ...) selects each element at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+class GetItem(Function):
+    def forward(self, a, index):
+        self.index = index
+        return a[index]
+
+    def backward(self, g):
+        return IndexAdd.apply(g, index=self.index, shape=self.inputs[0].shape)
+
+
+class IndexAdd(Function):
+    """zeros(shape)[index] += g -- the adjoint of indexing (repeated indices accumulate)."""
+
+    def forward(self, g, index, shape):
+        self.index = index
+        xp = get_array_module(g)
+        out = xp.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            backend.scatter_add(out, index, g)
+        return out
+
+    def backward(self, gg):
+        return getitem(gg, self.index)
+
+
+def getitem(x, index):
+    index = _raw_index(index)
+    try:
+        return GetItem.apply(x, index=index)
+    except IndexError as e:
+        raise IndexError(f"getitem: index {index!r} on a tensor of shape {x.shape}: {e}") from None
+
+
+# ------------------------------------------------------------------ dtype and device
+class AsType(Function):
+    def forward(self, a, dtype, copy=False):
+        return a.astype(dtype, copy=copy)
+
+    def backward(self, g):
+        return astype(g, self.inputs[0].dtype)
+
+
+def astype(x, dtype, copy=False):
+    return AsType.apply(x, dtype=np.dtype(dtype), copy=copy)
+
+
+class ToDevice(Function):
+    def forward(self, a, device):
+        return backend.to_device(a, device)
+
+    def backward(self, g):
+        return to_device(g, self.inputs[0].device)
+
+
+def to_device(x, device):
+    return ToDevice.apply(x, device=device)
