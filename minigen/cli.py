@@ -1,0 +1,71 @@
+"""The ``minigen`` command: ``minigen train MODEL ...``, ``minigen sample RUN ...``.
+
+Errors a user can cause (unknown dataset, missing data, unwritable folder, a checkpoint of
+another model) print one line and exit with status 2 -- never a traceback.
+"""
+import argparse
+import os
+import sys
+
+from . import commands
+from .runs import CLIError, resolve_checkpoint
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="minigen", description="generative models, by hand")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model; figures, metrics and checkpoints go to --out")
+    models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, module in commands.available().items():
+        p = models.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(handler=module.train)
+
+    sample = sub.add_parser("sample", help="draw samples from a trained model's checkpoint")
+    sample.add_argument("checkpoint", help="a run folder or its checkpoint.npz")
+    sample.add_argument("-n", type=int, default=64, help="how many samples (default 64)")
+    sample.add_argument("--out", default="samples.png", help="the PNG to write")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    sample.set_defaults(handler=_sample)
+    return parser
+
+
+def _sample(args):
+    from .serialization import load
+    state = load(resolve_checkpoint(args.checkpoint))
+    name = state.get("model")
+    if name not in commands.MODELS:
+        raise CLIError(f"{args.checkpoint}: not a minigen model checkpoint (model={name!r})")
+    module = commands.load(name)
+    if not hasattr(module, "sample"):
+        raise CLIError(f"model {name!r} cannot draw samples")
+    module.sample(args, state)
+
+
+def main(argv=None):
+    """Run the command line; MINIGEN_DEBUG=1 shows full tracebacks instead of one-line errors."""
+    args = build_parser().parse_args(argv)
+    if os.environ.get("MINIGEN_DEBUG"):
+        args.handler(args)
+        return 0
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        print("minigen: interrupted (the last finished epoch is in the checkpoint; use --resume)",
+              file=sys.stderr)
+        return 130
+    except (CLIError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
+        print(f"minigen: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # errors named by minigen itself (bad checkpoint, data) stay one line
+        if type(e).__module__.startswith("minigen") or isinstance(e, (ValueError, OSError)):
+            print(f"minigen: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
