@@ -19,7 +19,7 @@ from .backend import get_array_module
 
 class Tensor:
     __slots__ = ("data", "requires_grad", "grad", "_ctx", "_retains_grad", "__weakref__")
-    __array_priority__ = 1000  # numpy_scalar * tensor -> Tensor.__rmul__, not an object array
+    __array_ufunc__ = None  # numpy_scalar * tensor defers to Tensor.__rmul__ (keeps the graph)
 
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
@@ -200,14 +200,17 @@ class Tensor:
         return a if dtype is None else a.astype(dtype)
 
 
+_OPS = []  # minigen.ops, once imported (tensor.py is imported first, so ops cannot be at the top)
+
+
 def _ops():
-    from . import ops
-    return ops
+    return _OPS[0]
 
 
 def _install_methods():
     """Tensor methods that are plain calls of ``minigen.ops`` functions (x.exp() == ops.exp(x))."""
     from . import ops
+    _OPS.append(ops)
     for name in ops.TENSOR_METHODS:
         setattr(Tensor, name, getattr(ops, name))
 

@@ -165,7 +165,7 @@ def test_gradcheck_refuses_float32():
 
 def test_numerical_grad_matches_known_derivative():
     x = f64(5)
-    (num,) = mg.numerical_grad(lambda a: (a.sin() if hasattr(a, "sin") else a.tanh()), [x])
+    (num,) = mg.numerical_grad(lambda a: a.tanh(), [x])
     np.testing.assert_allclose(num, 1 - np.tanh(x.numpy()) ** 2, rtol=1e-6)
 
 
