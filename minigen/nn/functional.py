@@ -1,0 +1,676 @@
+"""Stateless layer and loss functions (``torch.nn.functional``'s names and arguments).
+
+The layer classes in ``layers.py`` hold parameters and call these. Three of them are
+fused Functions because they sit on every training step (``linear``, the normalisation
+of ``batch_norm``/``layer_norm``, ``binary_cross_entropy[_with_logits]``); their
+backward is still written with Tensor ops, so ``gradgradcheck`` passes through them
+(the WGAN-GP penalty differentiates a critic's gradient). The rest are compositions of
+differentiable ops.
+
+Losses take ``reduction``:
+
+* ``'mean'`` -- the mean over every element (PyTorch's default);
+* ``'sum'`` -- the sum over every element;
+* ``'none'`` -- the elementwise (per-sample for cross entropy / nll) losses;
+* ``'batchmean'`` -- the sum divided by the batch size ``input.shape[0]``: the
+  per-example total, averaged over the batch. This is the natural scale for an ELBO
+  (reconstruction summed over pixels, KL summed over latent dimensions).
+"""
+import builtins
+import math
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, is_grad_enabled
+from ..backend import get_array_module
+from ..ops import (clamp, elu, exp, getitem, leaky_relu, log, log_softmax, matmul, mean,
+                   permute, relu, reshape, sigmoid, softmax, sum, tanh, transpose, unbroadcast,
+                   where)
+from ..ops import softplus as _softplus
+from ..ops.shape import as_tensor, broadcast_to
+from ..tensor import Tensor
+
+__all__ = [
+    "linear", "batch_norm", "layer_norm", "dropout", "embedding", "upsample_nearest",
+    "interpolate", "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "elu", "softmax",
+    "log_softmax", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "nll_loss", "kl_normal", "gaussian_nll_loss", "bernoulli_log_likelihood",
+    "mse", "bce", "bce_with_logits", "nll", "gaussian_nll",
+]
+
+
+# ================================================================== linear
+class Linear(Function):
+    """y = x W^T + b for x (N, in), W (out, in), b (out,): one GEMM and one in-place add.
+
+    dL/dx = g W,  dL/dW = g^T x,  dL/db = sum_n g  (g = dL/dy, shape (N, out)).
+    """
+
+    def forward(self, x, weight, bias=None):
+        y = x @ weight.T            # BLAS reads the transposed view directly: no copy
+        if bias is not None:
+            y += bias               # broadcast over rows, in place: no second (N, out) array
+        return y
+
+    def backward(self, g):
+        x, w = self.inputs[0], self.inputs[1]
+        need = self.needs_input_grad
+        gx = matmul(g, w) if need[0] else None
+        gw = matmul(transpose(g), x) if need[1] else None
+        if len(self.inputs) == 2:
+            return gx, gw
+        return gx, gw, (sum(g, dim=0) if need[2] else None)
+
+
+def _same_place(op, *tensors):
+    """All tensors on one device with one dtype, or an error naming the op."""
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t is None:
+            continue
+        if t.device != first.device:
+            raise RuntimeError(f"{op}: tensors on different devices ({first.device} and "
+                               f"{t.device}); move the model or the data with .to(device)")
+        if t.dtype != first.dtype:
+            raise TypeError(f"{op}: dtypes differ ({first.dtype} and {t.dtype}); convert the "
+                            "input or the model with .float() / .double()")
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` over the last dimension of ``input`` (any leading dims)."""
+    out_features, in_features = weight.shape
+    if input.ndim == 0 or input.shape[-1] != in_features:
+        raise ValueError(f"linear: input of shape {input.shape} does not end in {in_features} "
+                         f"features, as the weight of shape {weight.shape} (out, in) expects")
+    _same_place("linear", input, weight, bias)
+    x2 = input if input.ndim == 2 else reshape(input, (-1, in_features))
+    y = Linear.apply(x2, weight) if bias is None else Linear.apply(x2, weight, bias)
+    return y if input.ndim == 2 else reshape(y, input.shape[:-1] + (out_features,))
+
+
+# ================================================================== normalisation
+def _moments(x, axes):
+    """Mean and biased variance of the array ``x`` over ``axes`` (keepdims)."""
+    xp = get_array_module(x)
+    m = x.mean(axis=axes, keepdims=True)
+    return m, xp.square(x - m).mean(axis=axes, keepdims=True)
+
+
+def _standardize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) and 1 / sqrt(var + eps) as differentiable Tensor ops."""
+    centred = x - mean(x, dim=axes, keepdim=True)
+    inv_std = (mean(centred * centred, dim=axes, keepdim=True) + eps) ** -0.5
+    return centred * inv_std, inv_std
+
+
+class Normalize(Function):
+    """y = xhat * weight + bias with xhat = (x - mean) / sqrt(var + eps), the statistics taken
+    over ``axes`` of x itself (batch norm: batch and space; layer norm: the feature dims).
+
+    Because mean and var depend on every x in the group, the input gradient is not just
+    g * weight / std but (Ioffe & Szegedy 2015, eq. in section 3)::
+
+        dx = inv_std * (gh - mean(gh) - xhat * mean(gh * xhat)),   gh = g * weight
+
+    ``mean``/``var`` are passed in (the caller needs them for running statistics).
+    """
+
+    def forward(self, x, weight=None, bias=None, *, axes, eps, mean, var):
+        xp = get_array_module(x)
+        self.axes, self.eps = axes, eps
+        self.inv_std = 1.0 / xp.sqrt(var + eps)
+        self.xhat = x - mean
+        self.xhat *= self.inv_std
+        if weight is None:
+            return self.xhat
+        y = self.xhat * weight
+        y += bias
+        return y
+
+    def backward(self, g):
+        x = self.inputs[0]
+        if is_grad_enabled():
+            # create_graph: rebuild xhat and inv_std from x so their dependence on x is
+            # recorded too (a constant xhat would give wrong second derivatives)
+            xhat, inv_std = _standardize(x, self.axes, self.eps)
+        else:
+            xhat, inv_std = Tensor(self.xhat), Tensor(self.inv_std)
+        affine = len(self.inputs) == 3
+        gh = g * self.inputs[1] if affine else g
+        need = self.needs_input_grad
+        gx = None
+        if need[0]:
+            gx = inv_std * (gh - mean(gh, dim=self.axes, keepdim=True)
+                            - xhat * mean(gh * xhat, dim=self.axes, keepdim=True))
+        if not affine:
+            return gx
+        w, b = self.inputs[1], self.inputs[2]
+        gw = unbroadcast(g * xhat, w.shape) if need[1] else None
+        gb = unbroadcast(g, b.shape) if need[2] else None
+        return gx, gw, gb
+
+
+def _affine_pair(weight, bias, shape, like):
+    """(weight, bias) reshaped to broadcast against the input; one given alone is completed
+    with a constant (ones or zeros) so the fused op has a single form."""
+    if weight is None and bias is None:
+        return ()
+    xp = get_array_module(like.data)
+    weight = Tensor(xp.ones(shape, like.dtype)) if weight is None else reshape(weight, shape)
+    bias = Tensor(xp.zeros(shape, like.dtype)) if bias is None else reshape(bias, shape)
+    return weight, bias
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over every dimension but the channels (dim 1).
+
+    Training: normalise with the batch's mean and biased variance, and update the
+    running statistics in place, ``r = (1 - momentum) r + momentum * stat`` -- the
+    running variance takes the *unbiased* batch variance, as PyTorch does.
+    Evaluation: normalise with the running statistics (an affine map per channel).
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {input.shape}")
+    C = input.shape[1]
+    axes = (0,) + tuple(range(2, input.ndim))
+    stat_shape = (1, C) + (1,) * (input.ndim - 2)
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and t.shape != (C,):
+            raise ValueError(f"batch_norm: {name} of shape {t.shape} does not match the "
+                             f"{C} channels of input {input.shape}")
+    if training:
+        count = input.size // C
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input of shape {input.shape}")
+        m, v = _moments(input.data, axes)
+        if running_mean is not None:
+            running_mean.data *= 1 - momentum
+            running_mean.data += momentum * m.reshape(C)
+        if running_var is not None:
+            running_var.data *= 1 - momentum
+            running_var.data += (momentum * count / (count - 1)) * v.reshape(C)
+        return Normalize.apply(input, *_affine_pair(weight, bias, stat_shape, input),
+                               axes=axes, eps=eps, mean=m, var=v)
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: evaluation mode needs running_mean and running_var "
+                         "(or pass training=True to use the batch statistics)")
+    xp = get_array_module(input.data)
+    scale = Tensor(1.0 / xp.sqrt(running_var.data + eps))
+    if weight is not None:
+        scale = weight * scale
+    shift = Tensor(-running_mean.data) * scale
+    if bias is not None:
+        shift = bias + shift
+    return input * reshape(scale, stat_shape) + reshape(shift, stat_shape)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample over its last ``len(normalized_shape)`` dimensions (Ba et al. 2016)."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+        else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if input.shape[input.ndim - k:] != normalized_shape or input.ndim < k:
+        raise ValueError(f"layer_norm: input of shape {input.shape} does not end in the "
+                         f"normalized_shape {normalized_shape}")
+    axes = tuple(range(input.ndim - k, input.ndim))
+    m, v = _moments(input.data, axes)
+    return Normalize.apply(input, *_affine_pair(weight, bias, normalized_shape, input),
+                           axes=axes, eps=eps, mean=m, var=v)
+
+
+# ================================================================== dropout, embedding, upsampling
+def dropout(input, p=0.5, training=True):
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (inverted
+    dropout: the expected value is unchanged, so evaluation needs no rescaling)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    u = backend.rng(input.device).random(input.shape, dtype=input.dtype)
+    mask = (u >= p).astype(input.dtype)
+    if p < 1.0:
+        mask *= 1.0 / (1.0 - p)
+    return input * Tensor(mask)
+
+
+def _index_array(indices, like, op):
+    xp = get_array_module(like.data)
+    idx = indices.data if isinstance(indices, Tensor) else xp.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be integers, got dtype {idx.dtype}")
+    return idx
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of ``weight`` picked by the integer ``input``: shape ``input.shape + (dim,)``.
+
+    The gradient of a row used several times is the sum of its uses (scatter-add).
+    The row ``padding_idx`` gets no gradient.
+    """
+    idx = _index_array(input, weight, "embedding")
+    n = weight.shape[0]
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings")
+    out = getitem(weight, idx)
+    if padding_idx is not None:
+        keep = Tensor((idx != padding_idx)[..., None])
+        out = where(keep, out, out.detach())
+    return out
+
+
+def _spatial_tuple(value, n, op, name):
+    t = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(t) != n:
+        raise ValueError(f"{op}: {name} {value} must give one value per spatial dim ({n})")
+    return t
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Nearest-neighbour upsampling of (N, C, *spatial): output[i] = input[floor(i * in/out)].
+
+    An integer factor is a broadcast (each pixel copied into a k x k block) and its
+    gradient sums the block; other sizes gather rows with an index array.
+    """
+    op = "upsample_nearest"
+    n_sp = input.ndim - 2
+    if n_sp < 1:
+        raise ValueError(f"{op}: expected input of shape (N, C, ...spatial), got {input.shape}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size and scale_factor")
+    in_sizes = input.shape[2:]
+    if size is not None:
+        out_sizes = tuple(int(s) for s in _spatial_tuple(size, n_sp, op, "size"))
+    else:
+        factors = _spatial_tuple(scale_factor, n_sp, op, "scale_factor")
+        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
+    if all(o % i == 0 for o, i in zip(out_sizes, in_sizes)):
+        ks = [o // i for o, i in zip(out_sizes, in_sizes)]
+        lead = input.shape[:2]
+        spread = lead + tuple(d for n in in_sizes for d in (n, 1))
+        blocks = lead + tuple(d for n, k in zip(in_sizes, ks) for d in (n, k))
+        return reshape(broadcast_to(reshape(input, spread), blocks), lead + out_sizes)
+    xp = get_array_module(input.data)
+    out = input
+    for axis, (n_in, n_out) in enumerate(zip(in_sizes, out_sizes)):
+        src = xp.minimum(xp.floor(xp.arange(n_out) * (n_in / n_out)).astype(np.int64), n_in - 1)
+        out = getitem(out, (slice(None),) * (axis + 2) + (src,))
+    return out
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest"):
+    """``torch.nn.functional.interpolate``; only ``mode='nearest'`` is implemented."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented (only 'nearest')")
+    return upsample_nearest(input, size=size, scale_factor=scale_factor)
+
+
+# ================================================================== activations
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta; where beta x > threshold it is x itself (as torch)."""
+    y = _softplus(input) if beta == 1 else _softplus(input * beta) / beta
+    if threshold is None:
+        return y
+    return where((input.data * beta) > threshold, input, y)
+
+
+# ================================================================== convolution and pooling
+def _conv_module():
+    try:
+        from ..ops import conv
+    except ModuleNotFoundError as e:  # pragma: no cover - only while ops/conv.py is missing
+        if e.name != "minigen.ops.conv":
+            raise
+        raise ImportError("convolution and pooling need minigen/ops/conv.py, which is not "
+                          "installed in this copy of minigen") from None
+    return conv
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D cross-correlation: (N, C_in, H, W) * (C_out, C_in, kh, kw) -> (N, C_out, H', W')."""
+    return _conv_module().conv2d(input, weight, bias, stride=stride, padding=padding,
+                                 dilation=dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     dilation=1):
+    """The adjoint of conv2d (weight (C_in, C_out, kh, kw)): the generator's upsampling layer."""
+    return _conv_module().conv_transpose2d(input, weight, bias, stride=stride, padding=padding,
+                                           output_padding=output_padding, dilation=dilation)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    return _conv_module().max_pool2d(input, kernel_size, stride=stride, padding=padding)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0):
+    return _conv_module().avg_pool2d(input, kernel_size, stride=stride, padding=padding)
+
+
+# ================================================================== losses
+_REDUCTIONS = ("mean", "sum", "none", "batchmean")
+
+
+def _check_reduction(reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, "
+                         f"got {reduction!r}")
+
+
+def _reduce(loss, reduction, op):
+    _check_reduction(reduction, op)
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "batchmean":
+        return sum(loss) / (loss.shape[0] if loss.ndim else 1)
+    return loss
+
+
+def _target(input, target, op):
+    """``target`` as a Tensor of ``input``'s float dtype and exactly its shape.
+
+    Silent broadcasting of (N, 1) against (N,) is the classic loss bug, so a shape
+    difference is an error here (PyTorch only warns).
+    """
+    target = as_tensor(target, like=input)
+    if target.dtype != input.dtype:
+        if target.dtype.kind == "f" and input.dtype.kind == "f" and target.requires_grad:
+            raise TypeError(f"{op}: dtypes differ (input {input.dtype}, target {target.dtype})")
+        target = Tensor(target.data.astype(input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} "
+                         "differ (reshape one of them; losses do not broadcast)")
+    return target
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error (input - target)^2."""
+    _check_reduction(reduction, "mse_loss")
+    diff = input - _target(input, target, "mse_loss")
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+class BinaryCrossEntropy(Function):
+    """-(t log x + (1 - t) log(1 - x)) on probabilities x, each log clamped at -100 (as torch),
+    so x = 0 or 1 gives a finite loss.
+
+    dL/dx = (x - t) / max(x (1 - x), 1e-12): also finite when a sigmoid has saturated to
+    exactly 0 or 1 in float32 (a confident GAN discriminator does that).
+    """
+
+    def forward(self, x, t):
+        xp = get_array_module(x)
+        with np.errstate(divide="ignore"):
+            log_x = xp.maximum(xp.log(x), -100.0)
+            log_1mx = xp.maximum(xp.log(1 - x), -100.0)
+        return -(t * log_x + (1 - t) * log_1mx)
+
+    def backward(self, g):
+        x, t = self.inputs
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            gx = g * (x - t) / clamp((1 - x) * x, min=1e-12)
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gt = g * (clamp(log(1 - x), min=-100.0) - clamp(log(x), min=-100.0))
+        return gx, gt
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross entropy of probabilities ``input`` in [0, 1] against ``target``.
+
+    Prefer ``binary_cross_entropy_with_logits`` on the pre-sigmoid values: it is exact
+    where sigmoid rounds to 0 or 1.
+    """
+    op = "binary_cross_entropy"
+    _check_reduction(reduction, op)
+    target = _target(input, target, op)
+    lo, hi = (float(input.data.min()), float(input.data.max())) if input.size else (0.0, 1.0)
+    if not (0.0 <= lo and hi <= 1.0):
+        raise ValueError(f"{op}: input values must lie in [0, 1] (probabilities), found "
+                         f"[{lo:.4g}, {hi:.4g}]; for raw scores use "
+                         "binary_cross_entropy_with_logits")
+    loss = BinaryCrossEntropy.apply(input, target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, op)
+
+
+def _log1p_unit(u):
+    """log(1 + u) for u in [0, 1], to within a few ulps (as accurate as NumPy's float32 log).
+
+    NumPy's float32 ``log1p`` is a scalar loop, several times slower than its vectorised
+    ``log``; so for float32 we take log(w) with w = 1 + u and remove the rounding error
+    of w (Goldberg 1991, "What every computer scientist should know...", thm. 4):
+    log1p(u) = log(w) - ((w - 1) - u) / w. Tiny u, where w rounds to 1, gives u exactly.
+    """
+    xp = get_array_module(u)
+    if xp is not np or u.dtype != np.float32:
+        return xp.log1p(u)
+    w = 1 + u
+    out = np.log(w)
+    out -= ((w - 1) - u) / w
+    return out
+
+
+class BCEWithLogits(Function):
+    """BCE on logits x: -(t log sigma(x) + (1 - t) log(1 - sigma(x))), written as
+
+        max(x, 0) - x t + log(1 + exp(-|x|))
+
+    which never exponentiates a positive number (no overflow) and never takes log(0).
+    Its derivative is simply dL/dx = sigma(x) - t, and dL/dt = -x.
+
+    The 'sum'/'mean' reduction happens inside, as in torch: the backward then scales
+    by one number instead of expanding a gradient array first. sigma(x) for the
+    backward is rebuilt from the saved e = exp(-|x|):  sigma(x) = 1/(1+e) for x >= 0,
+    e/(1+e) for x < 0 (under create_graph it is the differentiable op instead).
+    """
+
+    def forward(self, x, t, reduction):
+        xp = get_array_module(x)
+        self.reduction = reduction
+        self.e = xp.exp(-xp.abs(x))
+        loss = xp.maximum(x, 0) - x * t + _log1p_unit(self.e)
+        if reduction == "sum":
+            return loss.sum()
+        return loss.mean() if reduction == "mean" else loss
+
+    def backward(self, g):
+        x, t = self.inputs
+        if self.reduction == "mean":
+            g = g / x.size
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            if is_grad_enabled():
+                s = sigmoid(x)
+            else:
+                xp = get_array_module(x.data)
+                s = Tensor(xp.where(x.data >= 0, 1.0, self.e) / (1 + self.e))
+            gx = g * (s - t)
+        if self.needs_input_grad[1]:
+            gt = -(g * x)
+        return gx, gt
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    """Binary cross entropy on logits (numerically stable; see ``BCEWithLogits``).
+
+    ``pos_weight`` multiplies the positive term: loss = (1 - t) x + (1 + (p - 1) t) softplus(-x).
+    """
+    op = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, op)
+    target = _target(input, target, op)
+    if pos_weight is None and weight is None and reduction != "batchmean":
+        return BCEWithLogits.apply(input, target, reduction=reduction)
+    if pos_weight is None:
+        loss = BCEWithLogits.apply(input, target, reduction="none")
+    else:
+        log_weight = (pos_weight - 1) * target + 1
+        loss = (1 - target) * input + log_weight * _softplus(-input)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, op)
+
+
+def _class_targets(input, target, op):
+    """Integer class targets as an array of shape (N, *spatial), checked against input."""
+    idx = _index_array(target, input, op)
+    expected = (input.shape[0],) + input.shape[2:]
+    if idx.shape != expected:
+        raise ValueError(f"{op}: input of shape {input.shape} (N, C, ...) needs an integer "
+                         f"target of shape {expected}, got {idx.shape}")
+    return idx
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of integer classes given log-probabilities ``input``.
+
+    ``input`` is (N, C) or (N, C, d1, ...) (or (C,) with a scalar target); the loss of
+    sample n is ``-weight[c] * input[n, c]`` with ``c = target[n]``. ``'mean'`` divides
+    by the total weight of the non-ignored targets (PyTorch's weighted mean).
+    """
+    op = "nll_loss"
+    _check_reduction(reduction, op)
+    if input.ndim == 0:
+        raise ValueError(f"{op}: expected input of shape (N, C, ...) or (C,), got a scalar")
+    if input.ndim == 1:  # one sample: (C,) with a scalar target
+        t = _index_array(target, input, op)
+        loss = nll_loss(reshape(input, (1, -1)), t.reshape(1), weight, ignore_index, reduction)
+        return reshape(loss, ()) if reduction == "none" else loss
+    t = _class_targets(input, target, op)
+    xp = get_array_module(input.data)
+    C = input.shape[1]
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= C))
+    if bool(bad.any()):
+        raise IndexError(f"{op}: target {int(t[bad].reshape(-1)[0])} is out of range for "
+                         f"{C} classes")
+    logp = input if input.ndim == 2 else permute(input, 0, *range(2, input.ndim), 1)
+    flat_t = xp.where(valid, t, 0).reshape(-1)
+    picked = getitem(reshape(logp, (-1, C)), (xp.arange(flat_t.size), flat_t))
+    plain = weight is None and bool(valid.all())
+    if plain:
+        loss = -picked
+    else:
+        w = valid.reshape(-1).astype(input.dtype)
+        if weight is not None:
+            w = w * (weight.data if isinstance(weight, Tensor) else xp.asarray(weight))[flat_t]
+        loss = -picked * Tensor(w.astype(input.dtype))
+    loss = reshape(loss, t.shape)
+    if reduction == "mean" and not plain:
+        return sum(loss) / Tensor(w.sum(dtype=input.dtype))
+    return _reduce(loss, reduction, op)
+
+
+def _is_float(values):
+    data = values.data if isinstance(values, Tensor) else values
+    dtype = data.dtype if hasattr(data, "dtype") else np.asarray(data).dtype
+    return dtype.kind == "f"
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Cross entropy from unnormalised scores (logits): ``nll_loss(log_softmax(input, 1), target)``.
+
+    ``target`` holds integer class indices, or class probabilities of ``input``'s shape
+    (soft labels), in which case the loss of a sample is ``-sum_c w_c p_c log q_c``.
+    """
+    op = "cross_entropy"
+    _check_reduction(reduction, op)
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, dim=class_dim)
+    if not _is_float(target):
+        return nll_loss(logp, target, weight, ignore_index, reduction)
+    target = _target(input, target, op)
+    terms = target * logp
+    if weight is not None:
+        w_shape = (-1,) + (1,) * (input.ndim - 1 - class_dim)
+        terms = terms * reshape(as_tensor(weight, like=input), w_shape)
+    loss = -sum(terms, dim=class_dim)
+    return _reduce(loss, reduction, op)
+
+
+def kl_normal(mu, logvar, reduction="sum"):
+    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) in closed form (Kingma & Welling 2014, app. B)::
+
+        KL = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))
+
+    Arguments: the encoder's mean ``mu`` and its LOG-variance ``logvar`` (not sigma, not
+    the variance), both of shape (N, latent_dim).
+
+    ``reduction``: ``'none'`` gives the elementwise terms (shape of mu); ``'sum'`` (the
+    default, as in the classic VAE code) sums over everything -- batch and latent dims;
+    ``'batchmean'`` sums and divides by N, i.e. the per-sample KL averaged over the
+    batch; ``'mean'`` is the mean over every element.
+    """
+    op = "kl_normal"
+    _check_reduction(reduction, op)
+    if mu.shape != logvar.shape:
+        raise ValueError(f"{op}: mu shape {mu.shape} and logvar shape {logvar.shape} differ")
+    terms = -0.5 * (1 + logvar - mu * mu - exp(logvar))
+    return _reduce(terms, reduction, op)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Gaussian negative log-likelihood, exactly ``torch.nn.functional.gaussian_nll_loss``::
+
+        loss = 1/2 (log(max(var, eps)) + (input - target)^2 / max(var, eps))
+               [+ 1/2 log(2 pi) if full]
+
+    ``var`` (variances, not log-variances) has input's shape, or one dimension fewer, or
+    a size-1 dimension where input has more (one variance shared), or is a float.
+    As in torch the clamp at ``eps`` is done without gradient: the gradient flows to
+    ``var`` as if it were not clamped.
+    """
+    op = "gaussian_nll_loss"
+    _check_reduction(reduction, op)
+    target = _target(input, target, op)
+    xp = get_array_module(input.data)
+    if not isinstance(var, Tensor):
+        if float(var) < 0:
+            raise ValueError(f"{op}: var has negative entry/entries ({var})")
+        var = Tensor(xp.full(input.shape, float(var), dtype=input.dtype))
+    elif bool((var.data < 0).any()):
+        raise ValueError(f"{op}: var has negative entry/entries")
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = reshape(var, var.shape + (1,))
+        elif var.ndim != input.ndim or builtins.sum(
+                b for a, b in zip(input.shape, var.shape) if a != b) != 1:
+            raise ValueError(f"{op}: var of shape {var.shape} does not fit input of shape "
+                             f"{input.shape}")
+    # clamp without gradient: value max(var, eps), derivative 1 (torch's no_grad clamp_)
+    var = var + Tensor(xp.maximum(var.data, eps) - var.data)
+    diff = input - target
+    loss = 0.5 * (log(var) + diff * diff / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, op)
+
+
+def bernoulli_log_likelihood(logits, target, reduction="sum"):
+    """log p(target | logits) for independent Bernoulli pixels: sum t log p + (1-t) log(1-p)
+    with p = sigmoid(logits) -- the reconstruction term of a VAE's ELBO on binary(ised)
+    images. It is ``-binary_cross_entropy_with_logits``; higher is better.
+
+    ``reduction`` as ``kl_normal`` (default ``'sum'``), so that
+    ``bernoulli_log_likelihood(logits, x) - kl_normal(mu, logvar)`` is the ELBO of the
+    batch and the same with ``reduction='batchmean'`` is its per-sample average.
+    """
+    return -binary_cross_entropy_with_logits(logits, target, reduction=reduction)
+
+
+# short names used in the issue and the lectures
+mse = mse_loss
+bce = binary_cross_entropy
+bce_with_logits = binary_cross_entropy_with_logits
+nll = nll_loss
+gaussian_nll = gaussian_nll_loss
