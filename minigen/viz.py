@@ -108,3 +108,80 @@ def _save(fig, path):
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- VAE figures
+# The model code computes the images (minigen/commands/vae.py); these functions only lay
+# them out, with the labels that make a grid readable (which latent, which value, which class).
+def _labelled_grid(images, nrow, path, image_shape=None, row_labels=None, col_labels=None,
+                   title=None, xlabel=None, ylabel=None):
+    """A tiled grid with optional labels for each row and each column of tiles."""
+    canvas = tile(images, nrow, pad=2, image_shape=image_shape)
+    h, w = canvas.shape[:2]
+    nrows = -(-len(_to_images(images, image_shape)) // nrow)
+    scale = 1 / 50  # inches per pixel: a 28-pixel image is about half an inch
+    fig = plt.figure(figsize=(w * scale + 1.6, h * scale + 1.0), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([(c + 0.5) * w / nrow for c in range(nrow)] if col_labels else [])
+    if col_labels:
+        ax.set_xticklabels(col_labels, fontsize=7)
+    ax.set_yticks([(r + 0.5) * h / nrows for r in range(nrows)] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_reconstructions(originals, reconstructions, path, nrow=8, image_shape=None,
+                         title="test images (odd rows) and their reconstructions (even rows)"):
+    """Originals and reconstructions in alternating rows: each image sits above its copy."""
+    a = _to_images(originals, image_shape)
+    b = _to_images(reconstructions, image_shape)
+    rows = []
+    for start in range(0, len(a), nrow):
+        rows += [a[start:start + nrow], b[start:start + nrow]]
+    labels = ["original", "reconstr."] * (len(rows) // 2)
+    _labelled_grid(np.concatenate(rows), nrow, path, row_labels=labels, title=title)
+
+
+def save_latent_traversal(images, values, path, row_labels, image_shape=None, title=None):
+    """One row per latent coordinate, one column per value it takes (the others held fixed).
+
+    ``images`` is (rows * len(values), ...) in row order; ``row_labels`` names the rows."""
+    _labelled_grid(images, len(values), path, image_shape=image_shape, row_labels=row_labels,
+                   col_labels=[f"{v:+.1f}" for v in values], xlabel="value of the coordinate",
+                   title=title or "latent traversal: each row sweeps one coordinate of z")
+
+
+def save_interpolations(images, n_steps, path, image_shape=None, title=None):
+    """Rows of ``n_steps`` images going from one test image to another through latent space
+    (first and last columns: the two originals)."""
+    cols = ["A"] + [f"{t:.2f}" for t in np.linspace(0, 1, n_steps - 2)] + ["B"]
+    _labelled_grid(images, n_steps, path, image_shape=image_shape, col_labels=cols,
+                   xlabel="decode((1 - t) z_A + t z_B)",
+                   title=title or "interpolation between two test images in latent space")
+
+
+def save_manifold(images, values, path, image_shape=None, title=None):
+    """Images decoded on a grid of the 2-D latent plane: column = z1, row = z2 (top: high)."""
+    labels = [f"{v:+.1f}" for v in values]
+    _labelled_grid(images, len(values), path, image_shape=image_shape, col_labels=labels,
+                   row_labels=labels[::-1], xlabel="z1", ylabel="z2",
+                   title=title or "decoded latent manifold")
+
+
+def save_class_rows(images, class_names, path, image_shape=None, title=None):
+    """One row per class (conditional models): ``images`` is (n_classes * per_row, ...)."""
+    per_row = len(_to_images(images, image_shape)) // len(class_names)
+    _labelled_grid(images, per_row, path, image_shape=image_shape, row_labels=list(class_names),
+                   title=title or "samples, one row per class")
