@@ -6,11 +6,13 @@ elementwise    add sub mul div pow neg exp log log1p sqrt abs clamp
 activation     sigmoid tanh relu leaky_relu softplus elu softmax log_softmax
 reduce         sum mean var std max min logsumexp (+ argmax argmin)
 linalg         matmul outer
+conv           conv2d conv_transpose2d max_pool2d avg_pool2d (im2col + GEMM)
 shape          reshape permute transpose broadcast_to squeeze unsqueeze
                flatten cat stack split chunk pad getitem astype to_device
 =============  ==========================================================
 """
 from .activation import elu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d
 from .elementwise import (abs, add, clamp, clip, compare, div, exp, log, log1p, maximum, minimum,
                           mul, neg, pow, sign, sqrt, sub, where)
 from .linalg import matmul, outer

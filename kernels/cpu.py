@@ -1,0 +1,168 @@
+"""Numba CPU kernels for convolution and pooling.
+
+Each function here does exactly what its plain NumPy reference in
+``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
+temporaries: one pass over memory, parallel over the ``N * C`` image planes.
+
+Why the planes: ``col2im`` and the max-pool backward *accumulate* into an image, and two
+threads adding into one pixel at once would race. Every pixel belongs to exactly one
+(sample, channel) plane, so giving each thread whole planes makes the sums race-free and
+keeps each pixel's additions in the reference's order (so the results are bit-equal).
+
+Layouts (shared with the reference and the CUDA kernels):
+
+* image    ``(N, C, H, W)``
+* columns  ``(C, kH, kW, N, oH, oW)`` -- reshaped to ``(C*kH*kW, N*oH*oW)`` it is the right
+  operand of the single GEMM ``weight(O, C*kH*kW) @ columns``.
+* argmax   ``(N, C, oH, oW)`` int64, the flat index ``h * W + w`` inside the input plane (as
+  PyTorch's ``return_indices``).
+
+Only float32 and float64 arrays reach these functions and the integer arguments are always
+Python ints, so each kernel compiles at most twice; ``cache=True`` keeps the machine code on
+disk between runs.
+"""
+import numba
+import numpy as np
+
+_JIT = dict(parallel=True, cache=True, nogil=True)
+
+# The loops below are plain scalar loops on purpose: array expressions inside a prange body
+# become nested parallel loops, which Numba takes several seconds to compile.
+
+
+@numba.njit(**_JIT)
+def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
+    N, C, H, W = x.shape
+    cols = np.empty((C, kH, kW, N, oH, oW), dtype=x.dtype)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        for i in range(kH):
+            for j in range(kW):
+                for oh in range(oH):
+                    h = oh * sH + i * dH - pH
+                    for ow in range(oW):
+                        w = ow * sW + j * dW - pW
+                        if 0 <= h < H and 0 <= w < W:
+                            cols[c, i, j, n, oh, ow] = x[n, c, h, w]
+                        else:  # the window hangs over the zero padding
+                            cols[c, i, j, n, oh, ow] = 0
+    return cols
+
+
+@numba.njit(**_JIT)
+def _col2im(cols, H, W, sH, sW, pH, pW, dH, dW):
+    C, kH, kW, N, oH, oW = cols.shape
+    x = np.empty((N, C, H, W), dtype=cols.dtype)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        for h in range(H):  # (zeroing here rather than np.zeros: one parallel loop, not two)
+            for w in range(W):
+                x[n, c, h, w] = 0
+        # kernel taps outermost: every pixel receives its terms in (i, j) order, as in the
+        # reference's loop, so the float sums agree bit for bit
+        for i in range(kH):
+            for j in range(kW):
+                for oh in range(oH):
+                    h = oh * sH + i * dH - pH
+                    for ow in range(oW):
+                        w = ow * sW + j * dW - pW
+                        if 0 <= h < H and 0 <= w < W:  # entries over the padding are dropped
+                            x[n, c, h, w] += cols[c, i, j, n, oh, ow]
+    return x
+
+
+@numba.njit(**_JIT)
+def _max_pool_forward(x, kH, kW, sH, sW, pH, pW, oH, oW):
+    N, C, H, W = x.shape
+    out = np.empty((N, C, oH, oW), dtype=x.dtype)
+    arg = np.empty((N, C, oH, oW), dtype=np.int64)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        for oh in range(oH):
+            h0 = oh * sH - pH
+            h_lo, h_hi = max(h0, 0), min(h0 + kH, H)
+            for ow in range(oW):
+                w0 = ow * sW - pW
+                w_lo, w_hi = max(w0, 0), min(w0 + kW, W)
+                # start from the first real pixel (padding is never chosen); then the first
+                # strictly larger value wins, and the first NaN beats everything -- the
+                # rule of np.argmax that the reference uses
+                best, best_at = x[n, c, h_lo, w_lo], h_lo * W + w_lo
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        v = x[n, c, h, w]
+                        if v > best or (np.isnan(v) and not np.isnan(best)):
+                            best, best_at = v, h * W + w
+                out[n, c, oh, ow] = best
+                arg[n, c, oh, ow] = best_at
+    return out, arg
+
+
+@numba.njit(**_JIT)
+def _max_pool_backward(g, arg, H, W):
+    N, C, oH, oW = g.shape
+    gx = np.empty((N, C, H * W), dtype=g.dtype)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        for k in range(H * W):
+            gx[n, c, k] = 0
+        for oh in range(oH):
+            for ow in range(oW):
+                gx[n, c, arg[n, c, oh, ow]] += g[n, c, oh, ow]
+    return gx
+
+
+# ---------------------------------------------------------------- the interface used by ops/conv.py
+# Waking the other threads and waiting for them at the end costs microseconds on an idle
+# machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
+# so small jobs -- gradient checks, tests, tiny layers -- run on the calling thread alone.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def _run(kernel, n_elements, *args):
+    if n_elements >= PARALLEL_MIN_ELEMENTS:
+        return kernel(*args)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
+def _size(*dims):
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+def im2col(x, kernel, stride, padding, dilation, out_size):
+    """(N, C, H, W) -> columns (C, kH, kW, N, oH, oW); zero where a window meets the padding."""
+    work = _size(*x.shape[:2], *kernel, *out_size)
+    return _run(_im2col, work, _c(x), *kernel, *stride, *padding, *dilation, *out_size)
+
+
+def col2im(cols, image_size, kernel, stride, padding, dilation):
+    """The adjoint of ``im2col``: every column entry is added back onto the pixel it came from."""
+    return _run(_col2im, cols.size, _c(cols), *image_size, *stride, *padding, *dilation)
+
+
+def max_pool2d_forward(x, kernel, stride, padding, out_size):
+    """Window maxima and where they are (flat index in the input plane)."""
+    work = _size(*x.shape[:2], *kernel, *out_size)
+    return _run(_max_pool_forward, work, _c(x), *kernel, *stride, *padding, *out_size)
+
+
+def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding=None):
+    """Each output gradient added onto the input pixel that won its window. (The window
+    geometry is unused here -- a scatter needs only ``argmax`` -- but the CUDA kernel, a
+    gather, needs it.)"""
+    N, C = g.shape[:2]
+    gx = _run(_max_pool_backward, g.size + _size(N, C, *image_size), _c(g), _c(argmax),
+              *image_size)
+    return gx.reshape(N, C, *image_size)

@@ -1,0 +1,435 @@
+"""conv2d, conv_transpose2d, max_pool2d, avg_pool2d: PyTorch parity, gradients of gradients,
+Numba and CUDA kernels against the NumPy references, and clear errors.
+
+Shapes, strides, paddings, dilations and output paddings are drawn by hypothesis, small
+enough that a full float64 Jacobian stays cheap.
+"""
+import glob
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minigen as mg
+from minigen.kernels import cpu
+from minigen.ops import conv as C
+from strategies import TOL, distinct_values, lay_out
+
+KERNELS_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "kernels")
+PARITY = dict(rtol=1e-10, atol=1e-12)  # float64: only summation order differs from torch
+
+
+def pairs(lo, hi):
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+
+
+# ------------------------------------------------------------------ drawn geometries
+@st.composite
+def conv_cases(draw, max_batch=2, max_channels=3, max_extra=4):
+    """(N, C, O, (H, W), kernel, stride, padding, dilation) with the dilated kernel fitting
+    inside the padded input."""
+    kernel, stride = draw(pairs(1, 3)), draw(pairs(1, 3))
+    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 2))
+    size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + draw(st.integers(0, max_extra))
+                 for k, p, d in zip(kernel, padding, dilation))
+    n, c, o = (draw(st.integers(1, m)) for m in (max_batch, max_channels, max_channels))
+    return n, c, o, size, kernel, stride, padding, dilation
+
+
+@st.composite
+def conv_transpose_cases(draw, max_batch=2, max_channels=3, max_size=4):
+    """(N, O, C, (h, w), kernel, stride, padding, output_padding, dilation) whose output is
+    not empty; output_padding < max(stride, dilation) as torch requires."""
+    kernel, stride = draw(pairs(1, 3)), draw(pairs(1, 3))
+    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 2))
+    out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    size = draw(pairs(1, max_size))
+    out = [C.conv_transpose_output_size(*a) for a in
+           zip(size, kernel, stride, padding, out_pad, dilation)]
+    assume(min(out) >= 1)
+    n, o, c = (draw(st.integers(1, m)) for m in (max_batch, max_channels, max_channels))
+    return n, o, c, size, kernel, stride, padding, out_pad, dilation
+
+
+@st.composite
+def pool_cases(draw):
+    """(shape, kernel, stride or None, padding) with padding <= kernel / 2 (torch's rule)."""
+    kernel = draw(pairs(1, 3))
+    stride = draw(st.one_of(st.none(), pairs(1, 3)))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    size = tuple(max(1, k - 2 * p) + draw(st.integers(0, 4)) for k, p in zip(kernel, padding))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + size
+    return shape, kernel, stride, padding
+
+
+def normal(shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# ------------------------------------------------------------------ PyTorch parity
+def import_torch():
+    return pytest.importorskip("torch", reason="torch not installed: PyTorch parity not checked")
+
+
+def run_both(torch, mg_fn, torch_fn, arrays, seed=1):
+    """Forward and backward from one random output gradient in both libraries; returns
+    [(minigen, torch)] for the output and every input's gradient."""
+    ours = [mg.tensor(a, dtype=a.dtype, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, yt = mg_fn(*ours), torch_fn(*theirs)
+    assert y.shape == tuple(yt.shape)
+    g = normal(y.shape, seed)
+    y.backward(mg.tensor(g, dtype=y.dtype))
+    yt.backward(torch.tensor(g))
+    return [(y.numpy(), yt.detach().numpy())] + [(a.grad.numpy(), b.grad.numpy())
+                                                   for a, b in zip(ours, theirs)]
+
+
+def assert_pairs_close(pairs_):
+    for k, (ours, theirs) in enumerate(pairs_):
+        np.testing.assert_allclose(ours, theirs, **PARITY, err_msg=f"item {k} (0 = output)")
+
+
+@given(case=conv_cases(), bias=st.booleans())
+def test_conv2d_matches_torch(case, bias):
+    torch = import_torch()
+    n, c, o, size, kernel, stride, padding, dilation = case
+    arrays = [normal((n, c, *size), 2), normal((o, c, *kernel), 3)] + \
+        ([normal(o, 4)] if bias else [])
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    assert_pairs_close(run_both(
+        torch, lambda *t: mg.conv2d(*t, **kw),
+        lambda *t: torch.nn.functional.conv2d(*t, **kw), arrays))
+
+
+@given(case=conv_transpose_cases(), bias=st.booleans())
+def test_conv_transpose2d_matches_torch(case, bias):
+    torch = import_torch()
+    n, o, c, size, kernel, stride, padding, out_pad, dilation = case
+    arrays = [normal((n, o, *size), 2), normal((o, c, *kernel), 3)] + \
+        ([normal(c, 4)] if bias else [])
+    kw = dict(stride=stride, padding=padding, output_padding=out_pad, dilation=dilation)
+    assert_pairs_close(run_both(
+        torch, lambda *t: mg.conv_transpose2d(*t, **kw),
+        lambda *t: torch.nn.functional.conv_transpose2d(*t, **kw), arrays))
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+@given(case=pool_cases(), data=st.data())
+def test_pools_match_torch(name, case, data):
+    torch = import_torch()
+    shape, kernel, stride, padding = case
+    x = data.draw(distinct_values(shape), label="x")  # no ties: one argmax per window
+    kw = dict(kernel_size=kernel, stride=stride, padding=padding)
+    assert_pairs_close(run_both(
+        torch, lambda t: getattr(mg, name)(t, **kw),
+        lambda t: getattr(torch.nn.functional, name)(t, **kw), [x]))
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"])
+def test_unbatched_input_matches_torch(name):
+    """A (C, H, W) input is a batch of one, as in torch."""
+    torch = import_torch()
+    x = normal((2, 5, 6))
+    args = {"conv2d": (normal((3, 2, 2, 3)),), "conv_transpose2d": (normal((2, 3, 2, 3)),),
+            "max_pool2d": (2,), "avg_pool2d": (2,)}[name]
+    ours = getattr(mg, name)(mg.Tensor(x), *[mg.Tensor(a) if isinstance(a, np.ndarray) else a
+                                             for a in args])
+    theirs = getattr(torch.nn.functional, name)(
+        torch.tensor(x), *[torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), **PARITY)
+
+
+def test_dcgan_shapes_match_torch_in_float32():
+    """The benchmark's shapes (kernel 4, stride 2, padding 1), float32, as training runs."""
+    torch = import_torch()
+    x, w = normal((4, 8, 14, 14), dtype=np.float32), normal((16, 8, 4, 4), 1, np.float32)
+    kw = dict(stride=2, padding=1)
+    pairs_ = run_both(torch, lambda a, b: mg.conv2d(a, b, **kw),
+                      lambda a, b: torch.nn.functional.conv2d(a, b, **kw), [x, w])
+    pairs_ += run_both(torch, lambda a, b: mg.conv_transpose2d(a, b, **kw),
+                       lambda a, b: torch.nn.functional.conv_transpose2d(a, b, **kw),
+                       [normal((4, 16, 7, 7), 2, np.float32), w])
+    for ours, theirs in pairs_:
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ finite differences
+def leaves(*arrays, layout="contiguous"):
+    return [mg.Tensor(lay_out(a, layout), requires_grad=True) for a in arrays]
+
+
+@settings(max_examples=6)  # a full second-order Jacobian per example
+@given(case=conv_cases(max_batch=1, max_channels=2, max_extra=2),
+       layout=st.sampled_from(["contiguous", "transposed", "strided"]))
+def test_conv2d_gradcheck_and_gradgradcheck(case, layout):
+    n, c, o, size, kernel, stride, padding, dilation = case
+    ts = leaves(normal((n, c, *size)), normal((o, c, *kernel), 1), normal(o, 2), layout=layout)
+    f = lambda x, w, b: mg.conv2d(x, w, b, stride, padding, dilation)  # noqa: E731
+    assert mg.gradcheck(f, ts, **TOL)
+    assert mg.gradgradcheck(f, ts, **TOL)  # second derivatives in input AND weight
+
+
+@settings(max_examples=6)
+@given(case=conv_transpose_cases(max_batch=1, max_channels=2, max_size=3),
+       layout=st.sampled_from(["contiguous", "transposed", "strided"]))
+def test_conv_transpose2d_gradcheck_and_gradgradcheck(case, layout):
+    n, o, c, size, kernel, stride, padding, out_pad, dilation = case
+    ts = leaves(normal((n, o, *size)), normal((o, c, *kernel), 1), normal(c, 2), layout=layout)
+    f = lambda y, w, b: mg.conv_transpose2d(y, w, b, stride, padding, out_pad,  # noqa: E731
+                                            dilation)
+    assert mg.gradcheck(f, ts, **TOL)
+    assert mg.gradgradcheck(f, ts, **TOL)
+
+
+@settings(max_examples=8)
+@given(case=pool_cases(), data=st.data())
+def test_pools_gradcheck_and_gradgradcheck(case, data):
+    shape, kernel, stride, padding = case
+    x = data.draw(distinct_values(shape), label="x")  # gaps >> eps: argmax never flips
+    for pool in (mg.max_pool2d, mg.avg_pool2d):
+        f = lambda t: pool(t, kernel, stride, padding)  # noqa: E731
+        assert mg.gradcheck(f, leaves(x), **TOL)
+        assert mg.gradgradcheck(f, leaves(x), **TOL)
+
+
+def test_weight_gradient_op_is_differentiable():
+    """Conv2dWeight (the weight gradient as an op) checked on its own, both arguments."""
+    geom = C.Geometry((2, 3), (2, 1), (1, 1), (1, 2), (5, 4), (3, 2))
+    ts = leaves(normal((2, 2, 5, 4)), normal((2, 3, 3, 2), 1))
+    f = lambda x, g: C.Conv2dWeight.apply(x, g, geom=geom)  # noqa: E731
+    assert mg.gradcheck(f, ts, **TOL)
+    assert mg.gradgradcheck(f, ts, **TOL)
+
+
+def test_max_pool_gradient_goes_to_the_argmax_and_overlaps_add():
+    """Overlapping windows (stride < kernel) that share a winner add their gradients."""
+    x = mg.tensor(np.array([[[[0.0, 5.0, 1.0, 2.0]]]]), requires_grad=True)
+    y = mg.max_pool2d(x, (1, 2), stride=1)          # windows [0,5] [5,1] [1,2]
+    np.testing.assert_array_equal(y.numpy().ravel(), [5.0, 5.0, 2.0])
+    y.backward(mg.tensor(np.array([[[[1.0, 10.0, 100.0]]]])))
+    np.testing.assert_array_equal(x.grad.numpy().ravel(), [0.0, 11.0, 0.0, 100.0])
+
+
+# ------------------------------------------------------------------ kernels == references
+both_dtypes = pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)],
+                                     ids=["f32", "f64"])
+
+
+def _geometry(case):
+    n, c, o, size, kernel, stride, padding, dilation = case
+    out = tuple(C.conv_output_size(*a) for a in zip(size, kernel, stride, padding, dilation))
+    return C.Geometry(kernel, stride, padding, dilation, size, out), (n, c)
+
+
+@both_dtypes
+@given(case=conv_cases(max_batch=3, max_channels=4))
+def test_im2col_and_col2im_kernels_equal_reference(dtype, case):
+    geom, (n, c) = _geometry(case)
+    x = normal((n, c, *geom.image), dtype=dtype)[..., ::-1]  # a view: the wrapper copies it
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    cols = cpu.im2col(x, *args, geom.out)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
+    # col2im sums overlapping windows: bit-equal because both add in the same order
+    cols = normal(cols.shape, 1, dtype)
+    back = cpu.col2im(cols, geom.image, *args)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, C.col2im_reference(cols, geom.image, *args))
+
+
+@given(case=conv_cases(max_batch=2, max_channels=2))
+def test_col2im_is_the_adjoint_of_im2col(case):
+    """<im2col(x), c> == <x, col2im(c)>: the identity every conv gradient relies on."""
+    geom, (n, c) = _geometry(case)
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    x = normal((n, c, *geom.image))
+    cols = normal((c, *geom.kernel, n, *geom.out), 1)
+    lhs = np.vdot(cpu.im2col(x, *args, geom.out), cols)
+    rhs = np.vdot(x, cpu.col2im(cols, geom.image, *args))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+# pooling data with ties, -inf and NaN: the kernel must pick exactly the reference's winner
+POOL_VALUES = st.sampled_from([0.0, 1.0, 2.0, -1.0, -np.inf, np.nan])
+
+
+@both_dtypes
+@given(case=pool_cases(), data=st.data())
+def test_max_pool_kernels_equal_reference(dtype, case, data):
+    shape, kernel, stride, padding = case
+    stride = kernel if stride is None else stride
+    out = tuple(C.conv_output_size(n, k, s, p) for n, k, s, p in
+                zip(shape[2:], kernel, stride, padding))
+    plain = data.draw(st.booleans(), label="plain values")
+    x = normal(shape, dtype=dtype) if plain else np.array(
+        data.draw(st.lists(POOL_VALUES, min_size=int(np.prod(shape)),
+                           max_size=int(np.prod(shape))), label="values"),
+        dtype=dtype).reshape(shape)
+    args = (kernel, stride, padding, out)
+    y, arg = cpu.max_pool2d_forward(x, *args)
+    y_ref, arg_ref = C.max_pool2d_forward_reference(x, *args)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert np.array_equal(y, y_ref, equal_nan=True) and y.dtype == dtype
+    assert ((arg >= 0) & (arg < shape[2] * shape[3])).all()  # never a padding pixel
+    g = normal(y.shape, 1, dtype)
+    gx = cpu.max_pool2d_backward(g, arg, shape[2:], kernel, stride, padding)
+    np.testing.assert_array_equal(
+        gx, C.max_pool2d_backward_reference(g, arg, shape[2:], kernel, stride, padding))
+
+
+def test_all_minus_inf_window_picks_its_first_real_pixel():
+    x = np.full((1, 1, 2, 2), -np.inf)
+    for pool in (cpu.max_pool2d_forward, C.max_pool2d_forward_reference):
+        _, arg = pool(x, (2, 2), (1, 1), (1, 1), (3, 3))
+        np.testing.assert_array_equal(arg[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
+
+
+def test_kernel_selection_follows_minigen_kernels(monkeypatch):
+    """Numba by default; MINIGEN_KERNELS=reference gives the same numbers without it."""
+    monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
+    assert C._hot_loops(np.zeros(1)) is cpu
+    x = mg.tensor(normal((2, 3, 6, 5)), dtype="float64", requires_grad=True)
+    w = mg.tensor(normal((4, 3, 3, 2), 1), dtype="float64", requires_grad=True)
+
+    def everything():
+        x.grad = w.grad = None
+        y = mg.max_pool2d(mg.conv_transpose2d(mg.conv2d(x, w, padding=1), w, stride=2), 2)
+        y.backward(mg.tensor(normal(y.shape, 2), dtype="float64"))
+        return [y.numpy(), x.grad.numpy(), w.grad.numpy()]
+
+    fast = everything()
+    monkeypatch.setenv("MINIGEN_KERNELS", "reference")
+    assert C._hot_loops(np.zeros(1)) is None
+    monkeypatch.setattr(cpu, "_im2col", None)  # would fail if the kernels were still used
+    for a, b in zip(fast, everything()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ errors
+def t(*shape):
+    return mg.zeros(*shape)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: mg.conv2d(t(3, 5, 5), t(2, 3, 3, 3)), None),  # unbatched is fine
+    (lambda: mg.conv2d(t(5, 5), t(2, 3, 3, 3)), r"conv2d: expected a 4-D input .*\(5, 5\)"),
+    (lambda: mg.conv2d(t(1, 4, 5, 5), t(2, 3, 3, 3)),
+     r"conv2d: input of shape \(1, 4, 5, 5\) has 4 channels, but weight of shape "
+     r"\(2, 3, 3, 3\)"),
+    (lambda: mg.conv_transpose2d(t(1, 3, 5, 5), t(2, 3, 3, 3)),
+     r"conv_transpose2d: input of shape \(1, 3, 5, 5\) has 3 channels, but weight of shape "
+     r"\(2, 3, 3, 3\) \(in, out, kH, kW\) expects 2"),
+    (lambda: mg.conv2d(t(1, 3, 2, 5), t(2, 3, 3, 3)),
+     r"conv2d: kernel \(3, 3\) .* bigger than the padded input \(2, 5\)"),
+    (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 3, 3), dilation=2),
+     r"conv2d: kernel \(3, 3\) \(dilated to \(5, 5\)\) is bigger"),
+    (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 3)), r"conv2d: weight must be 4-D"),
+    (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 1, 1), t(3)), r"conv2d: bias must .* \(2,\)"),
+    (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 1, 1), stride=0), r"conv2d: stride must be >= 1"),
+    (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 1, 1), padding=(1, 2, 3)),
+     r"conv2d: padding must be an int or a pair"),
+    (lambda: mg.conv_transpose2d(t(1, 2, 3, 3), t(2, 3, 3, 3), stride=2, output_padding=2),
+     r"conv_transpose2d: output_padding \(2, 2\) must be smaller than either stride \(2, 2\) "
+     r"or dilation \(1, 1\)"),
+    (lambda: mg.conv_transpose2d(t(1, 2, 1, 1), t(2, 3, 1, 1), padding=1),
+     r"conv_transpose2d: .* gives an empty output"),
+    (lambda: mg.max_pool2d(t(1, 1, 4, 4), 2, padding=2),
+     r"max_pool2d: padding \(2, 2\) must be at most half of kernel_size \(2, 2\)"),
+    (lambda: mg.avg_pool2d(t(1, 1, 2, 2), 3), r"avg_pool2d: kernel \(3, 3\) .* bigger"),
+    (lambda: mg.max_pool2d(t(4, 4), 2), r"max_pool2d: expected a 4-D input"),
+])
+def test_errors_name_the_op_and_shapes(call, match):
+    if match is None:
+        assert call().shape == (2, 3, 3)
+        return
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_dtype_mismatch_is_a_clear_error():
+    with pytest.raises(TypeError, match="conv2d: input is float32 but weight is float64"):
+        mg.conv2d(t(1, 1, 3, 3), mg.zeros(1, 1, 2, 2, dtype="float64"))
+    with pytest.raises(TypeError, match="max_pool2d: needs float32 or float64 tensors, got int64"):
+        mg.max_pool2d(mg.tensor(np.zeros((1, 1, 2, 2), dtype=np.int64)), 2)
+
+
+# ------------------------------------------------------------------ CUDA
+CU_FILES = sorted(glob.glob(os.path.join(KERNELS_DIR, "*.cu")))
+
+
+@pytest.mark.parametrize("source", CU_FILES, ids=os.path.basename)
+def test_cuda_sources_compile_with_nvcc(source, tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not installed: the CUDA sources are not compiled")
+    out = subprocess.run([nvcc, "--ptx", "--std=c++14", "-o", str(tmp_path / "k.ptx"), source],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ptx = (tmp_path / "k.ptx").read_text()
+    if os.path.basename(source) == "conv.cu":  # every entry point the loader asks for
+        for name in ("im2col", "col2im", "max_pool_forward", "max_pool_backward"):
+            for suffix in ("f32", "f64"):
+                assert f".entry {name}_{suffix}(" in ptx
+
+
+@pytest.mark.gpu
+@both_dtypes
+@given(case=conv_cases(max_batch=3, max_channels=4))
+def test_cuda_im2col_col2im_equal_reference(dtype, case):
+    import cupy
+    from minigen.kernels import cuda
+    geom, (n, c) = _geometry(case)
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    x = normal((n, c, *geom.image), dtype=dtype)
+    cols = cuda.im2col(cupy.asarray(x), *args, geom.out)
+    np.testing.assert_array_equal(cupy.asnumpy(cols), C.im2col_reference(x, *args, geom.out))
+    c_np = normal(cols.shape, 1, dtype)
+    back = cuda.col2im(cupy.asarray(c_np), geom.image, *args)
+    np.testing.assert_array_equal(cupy.asnumpy(back),
+                                  C.col2im_reference(c_np, geom.image, *args))
+
+
+@pytest.mark.gpu
+@both_dtypes
+@given(case=pool_cases(), data=st.data())
+def test_cuda_max_pool_equals_reference(dtype, case, data):
+    import cupy
+    from minigen.kernels import cuda
+    shape, kernel, stride, padding = case
+    stride = kernel if stride is None else stride
+    out = tuple(C.conv_output_size(n, k, s, p) for n, k, s, p in
+                zip(shape[2:], kernel, stride, padding))
+    x = np.array(data.draw(st.lists(POOL_VALUES, min_size=int(np.prod(shape)),
+                                    max_size=int(np.prod(shape)))), dtype=dtype).reshape(shape)
+    y, arg = cuda.max_pool2d_forward(cupy.asarray(x), kernel, stride, padding, out)
+    y_ref, arg_ref = C.max_pool2d_forward_reference(x, kernel, stride, padding, out)
+    np.testing.assert_array_equal(cupy.asnumpy(arg), arg_ref)
+    assert np.array_equal(cupy.asnumpy(y), y_ref, equal_nan=True)
+    g = normal(y.shape, 1, dtype)
+    gx = cuda.max_pool2d_backward(cupy.asarray(g), arg, shape[2:], kernel, stride, padding)
+    np.testing.assert_array_equal(
+        cupy.asnumpy(gx),
+        C.max_pool2d_backward_reference(g, arg_ref, shape[2:], kernel, stride, padding))
+
+
+@pytest.mark.gpu
+def test_conv_ops_on_cuda_equal_cpu():
+    """Forward and all gradients on the GPU match the CPU (float64; BLAS order may differ)."""
+    arrays = [normal((2, 3, 9, 8)), normal((4, 3, 3, 2), 1), normal(4, 2)]
+
+    def everything(device):
+        ts = [mg.tensor(a, dtype=a.dtype, device=device, requires_grad=True) for a in arrays]
+        x, w, b = ts
+        h = mg.conv2d(x, w, b, stride=2, padding=1, dilation=(1, 2))
+        y = mg.avg_pool2d(mg.max_pool2d(mg.conv_transpose2d(h, w, stride=2), 2, 1, 1), 2)
+        y.backward(mg.ones_like(y))
+        return [y.numpy()] + [t_.grad.numpy() for t_ in ts]
+
+    for a, b in zip(everything("cuda"), everything("cpu")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
