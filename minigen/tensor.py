@@ -68,6 +68,8 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
     def __repr__(self):

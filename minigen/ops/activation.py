@@ -1,14 +1,18 @@
 """Activations and the softmax family, each numerically stable where it matters."""
 from ..autograd import Function
 from ..backend import get_array_module
-from .elementwise import _constant
+from .elementwise import _constant, _python_scalar, exp
 from .reduce import _axes, sum
 
 
 class Sigmoid(Function):
     def forward(self, a):
-        # sigma(x) = (1 + tanh(x/2)) / 2: the same function, but no exp() to overflow
-        return (get_array_module(a).tanh(a * 0.5) + 1) * 0.5
+        # sigma(x) = 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: one formula
+        # per side keeps the exponent <= 0, so nothing overflows, and the left tail keeps its
+        # relative accuracy (sigma(-40) = 4.2e-18, where 1 - ... or (1 + tanh(x/2)) / 2 give 0)
+        xp = get_array_module(a)
+        e = xp.exp(-xp.abs(a))
+        return xp.where(a >= 0, 1, e) / (1 + e)
 
     def backward(self, g):
         s = self.output
@@ -59,9 +63,12 @@ class ELU(Function):
         return xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0)))
 
     def backward(self, g):
-        # elu'(x) = 1 for x > 0, alpha e^x = elu(x) + alpha otherwise
-        pos = _constant(self.inputs[0].data > 0, g)
-        return g * (pos + (1 - pos) * (self.output + self.alpha))
+        # elu'(x) = 1 for x > 0, alpha e^x otherwise -- computed as such: elu(x) + alpha is
+        # the same number in exact arithmetic but cancels to 0 for x << 0 (elu'(-80) = 1.8e-35).
+        # exp(x * neg) is e^x where x <= 0 and 1 elsewhere, so it never overflows.
+        x = self.inputs[0]
+        neg = _constant(x.data <= 0, g)
+        return g * (1 - neg + neg * (self.alpha * exp(x * neg)))
 
 
 class Softmax(Function):
@@ -100,7 +107,7 @@ def relu(x):
 
 
 def leaky_relu(x, negative_slope=0.01):
-    return LeakyReLU.apply(x, negative_slope=negative_slope)
+    return LeakyReLU.apply(x, negative_slope=_python_scalar(negative_slope))
 
 
 def softplus(x):
@@ -108,12 +115,12 @@ def softplus(x):
 
 
 def elu(x, alpha=1.0):
-    return ELU.apply(x, alpha=alpha)
+    return ELU.apply(x, alpha=_python_scalar(alpha))
 
 
 def softmax(x, dim=-1):
-    return Softmax.apply(x, axis=_axes(dim, x.ndim)[0])
+    return Softmax.apply(x, axis=_axes(dim, x.ndim, "softmax")[0])
 
 
 def log_softmax(x, dim=-1):
-    return LogSoftmax.apply(x, axis=_axes(dim, x.ndim)[0])
+    return LogSoftmax.apply(x, axis=_axes(dim, x.ndim, "log_softmax")[0])

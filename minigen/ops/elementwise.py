@@ -3,6 +3,10 @@
 Binary ops broadcast their inputs like NumPy; their gradients are summed back to each
 input's shape by ``unbroadcast``.
 """
+import numbers
+
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -149,6 +153,12 @@ class Sqrt(Function):
         return g / (2 * self.output)
 
 
+def _python_scalar(v):
+    """A NumPy scalar as the Python number it holds: a Python number is 'weak' in NumPy's
+    type promotion, so float32 ** np.float64(2) stays float32 instead of turning float64."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _constant(array, like):
     """A non-differentiable Tensor of ``like``'s dtype (masks, signs)."""
     return Tensor(array.astype(like.dtype, copy=False))
@@ -239,10 +249,10 @@ def neg(x):
 
 
 def pow(a, b):
-    """``a ** b``; a constant exponent uses the cheaper PowScalar."""
-    if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        return PowScalar.apply(a, p=b)
-    return Pow.apply(*_binary(a, b, "pow"))
+    """``a ** b``; a constant scalar exponent uses the cheaper PowScalar."""
+    if isinstance(a, Tensor) and isinstance(b, (numbers.Number, np.generic)):
+        return PowScalar.apply(a, p=_python_scalar(b))
+    return Pow.apply(*_binary(a, b, "pow"))  # an array exponent is a constant Tensor here
 
 
 def exp(x):
@@ -268,7 +278,7 @@ def abs(x):
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: give at least one of min and max")
-    return Clamp.apply(x, min=min, max=max)
+    return Clamp.apply(x, min=_python_scalar(min), max=_python_scalar(max))
 
 
 clip = clamp
@@ -284,6 +294,8 @@ def minimum(a, b):
 
 def where(cond, a, b):
     """Pick ``a`` where ``cond`` holds, else ``b`` (cond: a bool Tensor or array)."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = as_tensor(a)  # two Python numbers: a tensor of the default dtype, as torch.where
     a, b = _binary(a, b, "where")
     cond = cond.data if isinstance(cond, Tensor) else cond
     xp = get_array_module(a.data)

@@ -11,14 +11,17 @@ from ..tensor import Tensor
 from .shape import broadcast_to, reshape
 
 
-def _axes(dim, ndim):
+def _axes(dim, ndim, op="reduction"):
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     for d in dims:
         if not -ndim <= d < builtins.max(ndim, 1):
-            raise IndexError(f"reduction: dim {d} is out of range for {ndim} dimensions")
-    return tuple(sorted(d % builtins.max(ndim, 1) for d in dims))
+            raise IndexError(f"{op}: dim {d} is out of range for {ndim} dimensions")
+    axes = tuple(sorted(d % builtins.max(ndim, 1) for d in dims))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: dim {dim} names a dimension twice")
+    return axes
 
 
 def _kept_shape(shape, axes):
@@ -95,16 +98,16 @@ class LogSumExp(Function):
 
 
 def sum(x, dim=None, keepdim=False):
-    return Sum.apply(x, axes=_axes(dim, x.ndim), keepdim=keepdim)
+    return Sum.apply(x, axes=_axes(dim, x.ndim, "sum"), keepdim=keepdim)
 
 
 def mean(x, dim=None, keepdim=False):
-    return Mean.apply(x, axes=_axes(dim, x.ndim), keepdim=keepdim)
+    return Mean.apply(x, axes=_axes(dim, x.ndim, "mean"), keepdim=keepdim)
 
 
 def var(x, dim=None, unbiased=True, keepdim=False):
     """Variance; ``unbiased=True`` divides by n - 1 (torch's default)."""
-    axes = _axes(dim, x.ndim)
+    axes = _axes(dim, x.ndim, "var")
     n = _count(x.shape, axes)
     centred = x - mean(x, dim=axes, keepdim=True)
     return sum(centred * centred, dim=axes, keepdim=keepdim) / (n - 1 if unbiased else n)
@@ -120,19 +123,19 @@ def max(x, dim=None, keepdim=False):
     Tie rule: when several entries share the maximum, each gets an equal share of the
     gradient.
     """
-    return Max.apply(x, axes=_axes(dim, x.ndim), keepdim=keepdim, largest=True)
+    return Max.apply(x, axes=_axes(dim, x.ndim, "max"), keepdim=keepdim, largest=True)
 
 
 def min(x, dim=None, keepdim=False):
     """Smallest value; ties share the gradient equally (see ``max``)."""
-    return Max.apply(x, axes=_axes(dim, x.ndim), keepdim=keepdim, largest=False)
+    return Max.apply(x, axes=_axes(dim, x.ndim, "min"), keepdim=keepdim, largest=False)
 
 
 amax, amin = max, min
 
 
 def logsumexp(x, dim=None, keepdim=False):
-    return LogSumExp.apply(x, axes=_axes(dim, x.ndim), keepdim=keepdim)
+    return LogSumExp.apply(x, axes=_axes(dim, x.ndim, "logsumexp"), keepdim=keepdim)
 
 
 def argmax(x, dim=None, keepdim=False):

@@ -20,6 +20,8 @@ def as_tensor(x, like=None):
         return Tensor(x)
     xp = get_array_module(like.data)
     dtype = like.dtype if like.dtype.kind == "f" else None
+    if dtype is None and isinstance(x, float):  # int tensor * 0.5: the default float, as torch
+        dtype = backend.get_default_dtype()
     return Tensor(xp.asarray(backend.to_device(np.asarray(x), like.device), dtype=dtype))
 
 
@@ -163,6 +165,9 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    if len({(t.dtype, t.device) for t in tensors}) > 1:  # as binary ops: no silent promotion
+        kinds = ", ".join(f"{t.dtype} on {t.device}" for t in tensors)
+        raise TypeError(f"cat: all tensors must share one dtype and device, got {kinds}")
     return Cat.apply(*tensors, dim=_norm_dim(dim, tensors[0].ndim, "cat"))
 
 
@@ -185,6 +190,8 @@ def split(x, split_size_or_sections, dim=0):
     dim = _norm_dim(dim, x.ndim, "split")
     n = x.shape[dim]
     if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
         if n % split_size_or_sections:
             sizes.append(n % split_size_or_sections)
@@ -200,6 +207,8 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[_norm_dim(dim, x.ndim, "chunk")]
     return split(x, -(-n // chunks), dim)
 
