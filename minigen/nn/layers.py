@@ -66,56 +66,21 @@ class Linear(Module):
                f"bias={self.bias is not None}"
 
 
-class Conv2d(Module):
-    """2-D convolution (cross-correlation), weight (out_channels, in_channels, kh, kw)."""
+class _ConvNd(Module):
+    """What Conv2d and ConvTranspose2d share: sizes, a weight of ``weight_shape``, a bias."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, device=None, dtype=None):
+    def __init__(self, name, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                 groups, bias, device, dtype, transposed):
         super().__init__()
         if groups != 1:
-            raise NotImplementedError("Conv2d: groups other than 1 are not implemented")
+            raise NotImplementedError(f"{name}: groups other than 1 are not implemented")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "Conv2d kernel_size")
+        self.kernel_size = _pair(kernel_size, f"{name} kernel_size")
         self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
         self.dilation = _pair(dilation, "dilation")
-        self.weight = Parameter(_empty((out_channels, in_channels) + self.kernel_size,
-                                       device, dtype))
-        if bias:
-            self.bias = Parameter(_empty((out_channels,), device, dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _reset_like_torch(self.weight, self.bias)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}")
-
-
-class ConvTranspose2d(Module):
-    """Transposed convolution (the adjoint of Conv2d), weight (in_channels, out_channels, kh, kw).
-
-    Output size: (H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None):
-        super().__init__()
-        if groups != 1:
-            raise NotImplementedError("ConvTranspose2d: groups other than 1 are not implemented")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "ConvTranspose2d kernel_size")
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
-        self.output_padding = _pair(output_padding, "output_padding")
-        self.dilation = _pair(dilation, "dilation")
-        self.weight = Parameter(_empty((in_channels, out_channels) + self.kernel_size,
-                                       device, dtype))
+        # torch's layouts: (out, in, kh, kw) for a convolution, (in, out, kh, kw) for its adjoint
+        channels = (in_channels, out_channels) if transposed else (out_channels, in_channels)
+        self.weight = Parameter(_empty(channels + self.kernel_size, device, dtype))
         if bias:
             self.bias = Parameter(_empty((out_channels,), device, dtype))
         else:
@@ -124,6 +89,36 @@ class ConvTranspose2d(Module):
 
     def reset_parameters(self):
         _reset_like_torch(self.weight, self.bias)  # fan_in from dim 1, exactly as torch
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation), weight (out_channels, in_channels, kh, kw)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, device=None, dtype=None):
+        super().__init__("Conv2d", in_channels, out_channels, kernel_size, stride, padding,
+                         dilation, groups, bias, device, dtype, transposed=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed convolution (the adjoint of Conv2d), weight (in_channels, out_channels, kh, kw).
+
+    Output size: (H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None):
+        super().__init__("ConvTranspose2d", in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, bias, device, dtype, transposed=True)
+        self.output_padding = _pair(output_padding, "output_padding")
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
