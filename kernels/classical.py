@@ -1,0 +1,320 @@
+"""Numba kernels for the classical models: K-means, SOM, RBM (seed lecture 002).
+
+Each kernel here has a plain NumPy reference in the model module that calls it
+(``minigen/models/distances.py``, ``som.py``, ``kmeans.py``, ``rbm.py``); the tests check
+kernel == reference. The kernels are used only for NumPy arrays and when
+``minigen.kernels.use_kernels()`` is True.
+
+What pays, and why:
+
+* best-matching-unit / nearest-centre search: the matrix product ``X @ W.T`` is left to
+  BLAS; the kernel fuses ``||x||^2 - 2 x.w + ||w||^2``, the arg-min and the distance in one
+  pass over the (N, K) product, in parallel over samples (NumPy needs four passes and
+  three temporaries). Manhattan and supremum distances have no matrix-product form, so the
+  kernel computes them directly, in parallel over samples.
+* the online SOM epoch: a sequential loop over samples (each update changes the weights the
+  next winner is chosen from), so NumPy pays interpreter overhead per sample. The kernel
+  fuses "update unit j for sample t" with "distance of sample t+1 to unit j" in one pass
+  over the weights, in parallel over units.
+* per-cluster sums (K-means centres, batch SOM): one pass, per-thread partial sums.
+* RBM sampling: ``sigmoid`` and the Bernoulli draw fused (uniforms come from the seeded
+  NumPy generator, so runs are repeatable whatever the thread count); AIS needs
+  ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64.
+
+Metric codes (shared with ``minigen.models.distances``): 0 Euclidean, 1 dot product,
+2 Manhattan, 3 supremum.
+"""
+import contextlib
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+EUCLIDEAN, DOT, MANHATTAN, SUPREMUM = 0, 1, 2, 3
+
+# Below this many element operations a parallel kernel runs on one thread: waking the
+# others costs ~0.1-1 ms per call (far more when the cores are shared), more than the work.
+PARALLEL_MIN_WORK = 2_000_000
+
+
+@contextlib.contextmanager
+def threads_for(work):
+    """Run the enclosed parallel kernels on one thread when ``work`` is small."""
+    if work >= PARALLEL_MIN_WORK:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- nearest unit / centre
+@njit(parallel=True, cache=True)
+def nearest_from_gram(gram, x_sq, w_sq, metric):
+    """Nearest unit for each row of ``gram = X @ W.T`` (N, K).
+
+    metric 0: d = sqrt(max(|x|^2 - 2 x.w + |w|^2, 0)); metric 1: d = 1 - x.w.
+    Returns (index int64 (N,), distance float64 (N,)).
+    """
+    n, k = gram.shape
+    index = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float64)
+    for i in prange(n):
+        best = np.inf
+        arg = 0
+        for j in range(k):
+            if metric == 0:
+                d = w_sq[j] - 2.0 * gram[i, j]   # |x|^2 is the same for every j: add it later
+            else:
+                d = 1.0 - gram[i, j]
+            if d < best:
+                best = d
+                arg = j
+        index[i] = arg
+        if metric == 0:
+            dist[i] = math.sqrt(max(best + x_sq[i], 0.0))
+        else:
+            dist[i] = best
+    return index, dist
+
+
+@njit(inline="always")
+def _distance(x, w, metric):
+    """One distance of the lecture between two vectors (Euclidean returned squared).
+    Sums run in the vectors' own precision (float32 sums vectorise, mixed ones do not)."""
+    acc = x[0] * 0
+    if metric == 0:
+        for f in range(x.shape[0]):
+            t = x[f] - w[f]
+            acc += t * t
+    elif metric == 1:
+        for f in range(x.shape[0]):
+            acc += x[f] * w[f]
+        acc = 1.0 - acc
+    elif metric == 2:
+        for f in range(x.shape[0]):
+            acc += abs(x[f] - w[f])
+    else:
+        for f in range(x.shape[0]):
+            acc = max(acc, abs(x[f] - w[f]))
+    return acc
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def nearest_direct(X, W, metric):
+    """Nearest row of W for each row of X by a direct loop (any metric code 0..3)."""
+    n = X.shape[0]
+    k = W.shape[0]
+    index = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float64)
+    for i in prange(n):
+        best = np.inf
+        arg = 0
+        for j in range(k):
+            d = _distance(X[i], W[j], metric)
+            if d < best:
+                best = d
+                arg = j
+        index[i] = arg
+        dist[i] = math.sqrt(best) if metric == 0 else best
+    return index, dist
+
+
+# ---------------------------------------------------------------- per-cluster sums
+@njit(parallel=True, cache=True)
+def cluster_sums(X, labels, k, weights, n_blocks):
+    """sums[c] = sum_{i: labels_i = c} weights_i x_i and counts[c] = sum weights_i (float64).
+
+    Each of ``n_blocks`` (= the thread count) blocks of rows is summed into a private
+    (k, D) buffer; the buffers are added at the end (no two threads write the same memory).
+    """
+    n, d = X.shape
+    n_blocks = max(min(n, n_blocks), 1)
+    part = np.zeros((n_blocks, k, d), dtype=np.float64)
+    part_n = np.zeros((n_blocks, k), dtype=np.float64)
+    step = (n + n_blocks - 1) // n_blocks
+    for b in prange(n_blocks):
+        for i in range(b * step, min(n, (b + 1) * step)):
+            c = labels[i]
+            wi = weights[i]
+            part_n[b, c] += wi
+            for f in range(d):
+                part[b, c, f] += wi * X[i, f]
+    sums = np.zeros((k, d), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.float64)
+    for b in range(n_blocks):
+        sums += part[b]
+        counts += part_n[b]
+    return sums, counts
+
+
+# ---------------------------------------------------------------- one Lloyd step
+@njit(parallel=True, fastmath=True, cache=True)
+def lloyd_step(X, C, n_blocks):
+    """K-means steps 4-8 in one pass over X (Euclidean): for each row the nearest centre
+    (argmin |c|^2 - 2 x.c), its squared distance, and the per-cluster sums and counts of
+    the new centres. X is read once -- the data are far larger than the cache, so one
+    pass instead of three (product, arg-min, sums) is what makes the step fast.
+
+    Returns (labels int64 (N,), squared distances float64 (N,), sums float64 (K, D),
+    counts float64 (K,)).
+    """
+    n, d = X.shape
+    k = C.shape[0]
+    c_sq = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        acc = 0.0
+        for f in range(d):
+            acc += C[j, f] * C[j, f]
+        c_sq[j] = acc
+    labels = np.empty(n, dtype=np.int64)
+    dist2 = np.empty(n, dtype=np.float64)
+    n_blocks = max(min(n, n_blocks), 1)
+    part = np.zeros((n_blocks, k, d), dtype=np.float64)
+    part_n = np.zeros((n_blocks, k), dtype=np.float64)
+    step = (n + n_blocks - 1) // n_blocks
+    for b in prange(n_blocks):
+        for i in range(b * step, min(n, (b + 1) * step)):
+            zero = X[i, 0] * 0   # accumulate in X's own precision, as BLAS would: the
+            x_sq = zero          # float32 sums vectorise, mixed float32/64 ones do not
+            for f in range(d):
+                x_sq += X[i, f] * X[i, f]
+            best = np.inf
+            arg = 0
+            for j in range(k):
+                dot = zero
+                for f in range(d):
+                    dot += X[i, f] * C[j, f]
+                score = c_sq[j] - 2.0 * dot
+                if score < best:
+                    best = score
+                    arg = j
+            labels[i] = arg
+            dist2[i] = max(best + x_sq, 0.0)
+            part_n[b, arg] += 1.0
+            for f in range(d):
+                part[b, arg, f] += X[i, f]
+    sums = np.zeros((k, d), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.float64)
+    for b in range(n_blocks):
+        sums += part[b]
+        counts += part_n[b]
+    return labels, dist2, sums, counts
+
+
+# ---------------------------------------------------------------- online SOM
+@njit(inline="always")
+def _neighbourhood(d2, sigma, kind):
+    """h(d) for squared lateral distance d2: 0 Gaussian exp(-d^2/(2 sigma^2)), 1 bubble.
+    sigma = 0 is winner-take-all: only the winner (d = 0) moves."""
+    if sigma <= 0.0:
+        return 1.0 if d2 == 0.0 else 0.0
+    if kind == 0:
+        return math.exp(-d2 / (2.0 * sigma * sigma))
+    return 1.0 if d2 <= sigma * sigma else 0.0
+
+
+@njit(fastmath=True, cache=True)
+def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
+    """One pass of online Kohonen learning over ``X[order]``; updates W in place.
+
+    For t = 0, 1, ...: winner c = argmin_j d(x_t, w_j), then for every unit j
+    w_j += alpha_t h(d_jc, sigma_t) (x_t - w_j). The loop over units fuses the update
+    for x_t with the distance of x_{t+1} to the freshly updated w_j (one pass over W per
+    sample instead of two). Returns the winner of each presented sample.
+
+    Serial on purpose: one sample's work (K x D) is too small to share between threads --
+    measured, a parallel loop over units per sample was 2-4x slower than this one.
+    fastmath lets the compiler vectorise the sums over features (it may reorder them).
+    """
+    k, dim = W.shape
+    n = order.shape[0]
+    winners = np.empty(n, dtype=np.int64)
+    dist = np.empty(k, dtype=np.float64)
+    rate_buf = np.empty(1, dtype=W.dtype)
+    for j in range(k):
+        dist[j] = _distance(X[order[0]], W[j], metric)
+    for t in range(n):
+        c = 0
+        for j in range(1, k):
+            if dist[j] < dist[c]:
+                c = j
+        winners[t] = c
+        x = X[order[t]]
+        has_next = t + 1 < n
+        nxt = X[order[t + 1]] if has_next else x
+        a_t = alphas[t]
+        s_t = sigmas[t]
+        for j in range(k):
+            rate_buf[0] = a_t * _neighbourhood(grid_d2[c, j], s_t, kind)
+            rate = rate_buf[0]       # alpha h in W's precision, for a vectorised update
+            if rate != 0.0:
+                for f in range(dim):
+                    W[j, f] += rate * (x[f] - W[j, f])
+            if has_next:
+                dist[j] = _distance(nxt, W[j], metric)
+    return winners
+
+
+# ---------------------------------------------------------------- RBM
+# Serial on purpose: these are elementwise passes over (batch, units) arrays of a few
+# hundred thousand numbers; waking threads for each one cost more than it saved (measured,
+# and much more so when the cores are shared). The matrix products around them are BLAS's.
+@njit(inline="always")
+def _sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(inline="always")
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(fastmath=True, cache=True)
+def sigmoid_bernoulli(pre, bias, uniform, probs, sample):
+    """probs = sigmoid(pre + bias); sample = 1[uniform < probs]; written in place.
+
+    One pass instead of NumPy's four (add bias, exp, divide, compare).
+    """
+    n, m = pre.shape
+    for i in prange(n):
+        for j in range(m):
+            p = _sigmoid(pre[i, j] + bias[j])
+            probs[i, j] = p
+            sample[i, j] = 1.0 if uniform[i, j] < p else 0.0
+
+
+@njit(fastmath=True, cache=True)
+def sigmoid_bias(pre, bias, probs):
+    """probs = sigmoid(pre + bias), in place of NumPy's three passes."""
+    n, m = pre.shape
+    for i in prange(n):
+        for j in range(m):
+            probs[i, j] = _sigmoid(pre[i, j] + bias[j])
+
+
+@njit(fastmath=True, cache=True)
+def ais_hidden(pre, bias, beta, beta_prev, uniform, h):
+    """The AIS inner loop over hidden units, for every chain i:
+
+    returns delta_i = sum_j softplus(beta x_ij) - softplus(beta_prev x_ij)  (float64),
+    the hidden part of log p*_beta(v_i) - log p*_beta_prev(v_i), with x = pre + bias;
+    and writes h_ij ~ Bernoulli(sigmoid(beta x_ij)), the Gibbs draw at temperature beta.
+    """
+    n, m = pre.shape
+    out = np.empty(n, dtype=np.float64)
+    for i in prange(n):
+        acc = 0.0
+        for j in range(m):
+            x = pre[i, j] + bias[j]
+            acc += _softplus(beta * x) - _softplus(beta_prev * x)
+            h[i, j] = 1.0 if uniform[i, j] < _sigmoid(beta * x) else 0.0
+        out[i] = acc
+    return out

@@ -1,0 +1,138 @@
+"""RBM: energies and conditionals against enumeration; kernels equal their NumPy
+references; AIS estimate of ln Z matches the exact value of a tiny model; CD-k and PCD
+raise the exact log-likelihood; the pseudo-likelihood is the exact conditional."""
+import numpy as np
+import pytest
+
+from minigen.models import RBM
+from minigen.models import rbm as R
+from minigen.kernels import classical as K
+
+
+def tiny_rbm(n=6, m=4, scale=1.0, seed=0, visible="bernoulli"):
+    rng = np.random.default_rng(seed)
+    rbm = RBM(m, visible=visible, random_state=seed)
+    rbm.initialise(rng.random((10, n)).round().astype(np.float32))
+    rbm.W = (scale * rng.normal(size=(n, m))).astype(np.float32)
+    rbm.a = (0.5 * rng.normal(size=n)).astype(np.float32)
+    rbm.b = (0.5 * rng.normal(size=m)).astype(np.float32)
+    return rbm
+
+
+def bars(n=400, seed=0):
+    """Two kinds of 8-pixel images: left half on, or right half on, with 5% noise."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, 8), np.float32)
+    X[: n // 2, :4] = 1
+    X[n // 2:, 4:] = 1
+    flip = rng.random(X.shape) < 0.05
+    return np.where(flip, 1 - X, X).astype(np.float32)
+
+
+def test_free_energy_and_conditionals_match_enumeration():
+    rbm = tiny_rbm()
+    V, H = R._all_states(6), R._all_states(4)
+    E = np.array([[rbm.energy(v[None], h[None])[0] for h in H] for v in V])   # (64, 16)
+    # F(v) = -ln sum_h exp(-E(v, h))
+    F = -np.log(np.exp(-E).sum(1))
+    np.testing.assert_allclose(rbm.free_energy(V), F, rtol=1e-6)
+    # P(h_j = 1 | v) = sum_{h: h_j = 1} exp(-E) / sum_h exp(-E)
+    P = np.exp(-E) / np.exp(-E).sum(1, keepdims=True)
+    np.testing.assert_allclose(rbm.hidden_probs(V.astype(np.float32)), P @ H, atol=1e-6)
+    # ln Z exact from either side agrees with brute force over all (v, h)
+    log_z = np.log(np.exp(-E).sum())
+    assert rbm.log_partition_exact() == pytest.approx(log_z, rel=1e-10)
+    big = tiny_rbm(n=4, m=6)
+    E2 = np.array([[big.energy(v[None], h[None])[0] for h in R._all_states(6)]
+                   for v in R._all_states(4)])
+    assert big.log_partition_exact() == pytest.approx(np.log(np.exp(-E2).sum()), rel=1e-10)
+
+
+def test_sigmoid_bernoulli_kernel_equals_reference():
+    rng = np.random.default_rng(0)
+    pre = rng.normal(0, 4, (33, 17)).astype(np.float32)
+    bias = rng.normal(0, 1, 17).astype(np.float32)
+    u = rng.random((33, 17), dtype=np.float32)
+    probs, sample = np.empty_like(pre), np.empty_like(pre)
+    K.sigmoid_bernoulli(pre, bias, u, probs, sample)
+    p_ref, s_ref = R.bernoulli_reference(pre, bias, u)
+    np.testing.assert_allclose(probs, p_ref, rtol=1e-6, atol=1e-7)
+    near = np.abs(u - p_ref) < 1e-6   # a draw on the edge may round either way
+    np.testing.assert_array_equal(sample[~near], s_ref[~near])
+    out = np.empty_like(pre)
+    K.sigmoid_bias(pre, bias, out)
+    np.testing.assert_allclose(out, p_ref, rtol=1e-6, atol=1e-7)
+
+
+def test_ais_kernel_equals_reference():
+    rng = np.random.default_rng(1)
+    pre = rng.normal(0, 3, (20, 9)).astype(np.float32)
+    bias = rng.normal(0, 1, 9).astype(np.float32)
+    u = rng.random((20, 9), dtype=np.float32)
+    h1, h2 = np.empty_like(pre), np.empty_like(pre)
+    d1 = K.ais_hidden(pre, bias, 0.7, 0.6, u, h1)
+    d2 = R.ais_hidden_reference(pre, bias, 0.7, 0.6, u, h2)
+    np.testing.assert_allclose(d1, d2, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(h1, h2)
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_ais_estimate_matches_the_exact_log_partition(visible):
+    rbm = tiny_rbm(n=10, m=5, scale=0.8 if visible == "bernoulli" else 0.3, seed=3,
+                   visible=visible)
+    exact = rbm.log_partition_exact()
+    est, lo, hi = rbm.log_partition_ais(n_chains=200, n_betas=2000,
+                                        rng=np.random.default_rng(0), return_bounds=True)
+    assert est == pytest.approx(exact, abs=0.05)
+    assert lo - 0.02 <= exact <= hi + 0.02
+
+
+@pytest.mark.parametrize("persistent,k", [(False, 1), (False, 5), (True, 1)])
+def test_training_raises_the_exact_log_likelihood(persistent, k):
+    X = bars()
+    rbm = RBM(4, learning_rate=0.1, batch_size=20, n_epochs=30, k=k, persistent=persistent,
+              momentum=0.5, random_state=0).initialise(X)
+    start = rbm.log_likelihood(X, rbm.log_partition_exact())
+    for _ in range(30):
+        rbm.train_epoch(X)
+    end = rbm.log_likelihood(X, rbm.log_partition_exact())
+    # the data hold ~1 bit of structure plus noise: 8 independent pixels cost 8 ln 2 = 5.5
+    assert end > start + 1.0
+    assert end > -4.5
+
+
+def test_pseudo_likelihood_is_the_exact_conditional_of_the_flipped_unit():
+    rbm = tiny_rbm()
+    V = R._all_states(6)[::5].astype(np.float32)
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    pl = rbm.score_samples(V, rng=rng_a)
+    idx = rng_b.integers(0, 6, len(V))
+    # p(v_i | v_rest) = p(v) / (p(v) + p(v with v_i flipped)) by enumeration of p
+    logp = -rbm.free_energy(R._all_states(6)) - rbm.log_partition_exact()
+    code = lambda v: int((v * (1 << np.arange(6))).sum())
+    for row, (v, i) in enumerate(zip(V, idx)):
+        f = v.copy()
+        f[i] = 1 - f[i]
+        p, q = np.exp(logp[code(v)]), np.exp(logp[code(f)])
+        assert pl[row] == pytest.approx(6 * np.log(p / (p + q)), rel=1e-6)
+
+
+def test_sampling_and_generation_shapes():
+    X = bars()
+    rbm = RBM(6, n_epochs=5, batch_size=20, random_state=0).fit(X)
+    final, snaps = rbm.sample(5, n_steps=20, record_every=10)
+    assert final.shape == (5, 8) and len(snaps) == 3
+    assert ((final >= 0) & (final <= 1)).all()
+    assert rbm.transform(X).shape == (400, 6)
+    assert rbm.components_.shape == (6, 8)
+    assert np.isfinite(rbm.reconstruction_error(X))
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="visible"):
+        RBM(4, visible="softmax")
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+        RBM(4).fit(np.full((4, 3), 2.0, np.float32))
+    rbm = tiny_rbm(n=30, m=30)
+    with pytest.raises(ValueError, match="too many"):
+        rbm.log_partition_exact()
