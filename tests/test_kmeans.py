@@ -11,7 +11,11 @@ from minigen.models.kmeans import cluster_sums, cluster_sums_reference, kmeans_p
 
 def blobs(seed, k=4, n=60, d=3, spread=20.0):
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0, spread, (k, d))
+    while True:  # "well separated": every pair of centres at least 12 noise sds apart
+        centres = rng.normal(0, spread, (k, d))
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(k, 1)]
+        if gaps.min() >= 12:
+            break
     y = np.repeat(np.arange(k), n)
     return (centres[y] + rng.normal(0, 1, (k * n, d))).astype(np.float32), y
 

@@ -124,8 +124,11 @@ class GaussianMixture:
                 cov[j] = (resp[:, j, None] * diff).T @ diff / nk[j]
                 cov[j].flat[::d + 1] += self.reg_covar
         else:
-            avg_x2 = (resp.T @ (X * X)) / nk[:, None]
-            cov = np.maximum(avg_x2 - self.means_ ** 2, 0.0) + self.reg_covar
+            # the same weighted average of (x - mu_j)^2, per coordinate. Two passes on purpose:
+            # the one-pass E[x^2] - E[x]^2 cancels catastrophically when a component shrinks,
+            # and EM's ascent (every step the exact maximiser) is then lost to rounding.
+            cov = np.stack([resp[:, j] @ (X - self.means_[j]) ** 2 / nk[j]
+                            for j in range(self.n_components)]) + self.reg_covar
         self.covariances_ = cov
         self.precisions_cholesky_ = _precision_cholesky(cov, self.covariance_type)
 
