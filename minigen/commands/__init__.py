@@ -32,3 +32,22 @@ def available():
             if e.name != MODELS[name]:
                 raise
     return found
+
+
+def load_images(name, subset=None):
+    """(train X, train y, test X, test y) of an image dataset, or a one-line ``CLIError``
+    that says how to get the data (the loader's own message lists every folder it tried)."""
+    from ..data import DataNotFoundError, load_dataset
+    from ..runs import CLIError
+    try:
+        x, y = load_dataset(name, "train")
+        xt, yt = load_dataset(name, "test")
+    except DataNotFoundError as e:
+        hint = ("sudo apt-get install dataset-fashion-mnist, or put the four IDX files in a "
+                "folder D and set MINIGEN_DATA=D" if name == "fashion-mnist" else
+                "put the four IDX files in D/mnist/ and set MINIGEN_DATA=D")
+        raise CLIError(f"{name} data not found ({str(e).splitlines()[0].split(': looked')[0]}) "
+                       f"and could not be downloaded; to get it: {hint}") from None
+    if subset:
+        x, y, xt, yt = x[:subset], y[:subset], xt[:subset], yt[:subset]
+    return x, y, xt, yt

@@ -27,16 +27,8 @@ def load_data(args):
     """(X train, y train or None, X test, y test or None, image shape or None)."""
     name = args.dataset
     if name in IMAGE_DATASETS:
-        from ..data import DataNotFoundError, load_dataset
-        try:
-            x, y = load_dataset(name, "train")
-            xt, yt = load_dataset(name, "test")
-        except DataNotFoundError as e:
-            hint = ("apt-get install dataset-fashion-mnist, or set MINIGEN_DATA to a folder "
-                    "with the four IDX files" if name == "fashion-mnist" else
-                    "put the IDX files in $MINIGEN_DATA/mnist/")
-            raise CLIError(f"{name} data not found ({str(e).splitlines()[0][:120]}); {hint}") \
-                from None
+        from . import load_images
+        x, y, xt, yt = load_images(name)
         side = int(round(math.sqrt(x.shape[1])))
         shape = (side, side)
     else:

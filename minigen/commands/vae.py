@@ -68,19 +68,9 @@ def add_arguments(p):
 # ============================================================== data and model
 def load_data(name, subset=None):
     """(train X, train y, test X, test y, class names, image shape), or a one-line CLIError."""
-    from ..data import SOURCES, DataNotFoundError, load_dataset
-    try:
-        x, y = load_dataset(name, "train")
-        xt, yt = load_dataset(name, "test")
-    except DataNotFoundError as e:
-        # the loader's message lists every folder it tried; the user needs its gist
-        hint = ("sudo apt-get install dataset-fashion-mnist, or put the four IDX files in a "
-                "folder D and set MINIGEN_DATA=D" if name == "fashion-mnist" else
-                "put the four IDX files in D/mnist/ and set MINIGEN_DATA=D")
-        raise CLIError(f"{name} data not found ({str(e).splitlines()[0].split(': looked')[0]}) "
-                       f"and could not be downloaded; to get it: {hint}") from None
-    if subset:
-        x, y, xt, yt = x[:subset], y[:subset], xt[:subset], yt[:subset]
+    from ..data import SOURCES
+    from . import load_images
+    x, y, xt, yt = load_images(name, subset)
     classes = SOURCES[name].classes if name in SOURCES else tuple(str(d) for d in range(10))
     side = int(round(math.sqrt(x.shape[1])))
     return x, y, xt, yt, tuple(classes), (1, side, side)
