@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ._checks import as_data_matrix
 from .kmeans import KMeans
 
 COVARIANCE_TYPES = ("full", "diag")
@@ -242,13 +243,8 @@ class GaussianMixture:
             self._check_fitted()
         if get_array_module(X) is not np:
             X = to_numpy(X)  # EM here is NumPy float64: K small matrices, not a GPU workload
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"GaussianMixture.{where}: expected X (N, D), got {X.shape}")
-        if fitted and X.shape[1] != self.means_.shape[1]:
-            raise ValueError(f"GaussianMixture.{where}: X has {X.shape[1]} features, the "
-                             f"model {self.means_.shape[1]}")
-        return X
+        return as_data_matrix(X, f"GaussianMixture.{where}", np.float64,
+                              self.means_.shape[1] if fitted else None)
 
 
 def _precision_cholesky(cov, covariance_type):

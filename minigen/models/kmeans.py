@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from . import distances
+from ._checks import as_data_matrix
 
 
 class KMeans:
@@ -54,7 +55,7 @@ class KMeans:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
-        X = _as_2d(X, "KMeans.fit")
+        X = as_data_matrix(X, "KMeans.fit")
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"KMeans.fit: {X.shape[0]} samples for {self.n_clusters} clusters")
         rng = np.random.default_rng(self.random_state)
@@ -136,7 +137,7 @@ class KMeans:
     def predict(self, X):
         """Index of the nearest centre for each row."""
         self._check_fitted()
-        return self._assign(_as_2d(X, "KMeans.predict"), self.cluster_centers_)[0]
+        return self._assign(as_data_matrix(X, "KMeans.predict"), self.cluster_centers_)[0]
 
     def fit_predict(self, X, y=None):
         return self.fit(X).labels_
@@ -144,13 +145,14 @@ class KMeans:
     def transform(self, X):
         """Distances (N, K) from each row to every centre."""
         self._check_fitted()
-        return distances.pairwise(_as_2d(X, "KMeans.transform"), self.cluster_centers_,
+        return distances.pairwise(as_data_matrix(X, "KMeans.transform"), self.cluster_centers_,
                                   self.metric)
 
     def score(self, X, y=None):
         """Minus the inertia of X (larger is better, as scikit-learn)."""
         self._check_fitted()
-        return -self._inertia(self._assign(_as_2d(X, "KMeans.score"), self.cluster_centers_)[1])
+        X = as_data_matrix(X, "KMeans.score")
+        return -self._inertia(self._assign(X, self.cluster_centers_)[1])
 
     def _check_fitted(self):
         if not hasattr(self, "cluster_centers_"):
@@ -203,16 +205,6 @@ def cluster_sums_reference(X, labels, k, weights=None):
     onehot = xp.zeros((X.shape[0], k), dtype=xp.float64)
     onehot[xp.arange(X.shape[0]), labels] = 1.0 if weights is None else weights
     return onehot.T @ X.astype(xp.float64), onehot.sum(0)
-
-
-def _as_2d(X, where):
-    xp = get_array_module(X)
-    X = xp.asarray(X)
-    if X.dtype not in (xp.float32, xp.float64):
-        X = X.astype(xp.float32)
-    if X.ndim != 2:
-        raise ValueError(f"{where}: expected X of shape (N, D), got {tuple(X.shape)}")
-    return X
 
 
 def _numpy(a):

@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ._checks import as_data_matrix
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
 
@@ -432,13 +433,7 @@ class RBM:
     def _check_X(self, X, where, fitted=True):
         if fitted:
             self._check_fitted()
-        xp = get_array_module(X)
-        X = xp.asarray(X, dtype=np.float32)
-        if X.ndim != 2:
-            raise ValueError(f"RBM.{where}: expected X (N, D), got {tuple(X.shape)}")
-        if fitted and X.shape[1] != self.W.shape[0]:
-            raise ValueError(f"RBM.{where}: X has {X.shape[1]} features, the model "
-                             f"{self.W.shape[0]} visible units")
+        X = as_data_matrix(X, f"RBM.{where}", np.float32, self.W.shape[0] if fitted else None)
         if self.visible == "bernoulli" and X.size and (float(X.min()) < 0 or float(X.max()) > 1):
             raise ValueError(f"RBM.{where}: Bernoulli visible units need data in [0, 1], got "
                              f"[{float(X.min()):.3g}, {float(X.max()):.3g}]; use "

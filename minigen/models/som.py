@@ -23,6 +23,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from . import distances
+from ._checks import as_data_matrix
 from .kmeans import cluster_sums
 
 NEIGHBOURHOODS = ("gaussian", "bubble")
@@ -244,16 +245,9 @@ class SOM:
     def _check_X(self, X, where, fitted=True):
         if fitted:
             self._check_fitted()
-        xp = get_array_module(X)
-        X = xp.asarray(X)
-        if X.dtype not in (xp.float32, xp.float64):
-            X = X.astype(xp.float32)
-        if X.ndim != 2:
-            raise ValueError(f"SOM.{where}: expected X (N, D), got {tuple(X.shape)}")
+        X = as_data_matrix(X, f"SOM.{where}", None, self.codebook_.shape[1] if fitted else None,
+                           fitted_on="the map")
         if fitted:
-            if X.shape[1] != self.codebook_.shape[1]:
-                raise ValueError(f"SOM.{where}: X has {X.shape[1]} features, the map "
-                                 f"{self.codebook_.shape[1]}")
             X = X.astype(self.codebook_.dtype, copy=False)
         return X
 

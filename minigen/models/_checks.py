@@ -1,0 +1,18 @@
+"""Input checks shared by the classical models (scikit-learn's X of shape (N, D))."""
+from ..backend import get_array_module
+
+
+def as_data_matrix(X, where, dtype=None, n_features=None, fitted_on="the model"):
+    """X as a 2-D float array on its own backend (float32 unless it is float64, or ``dtype``),
+    or a ValueError naming the method; ``n_features`` is what the fitted model expects."""
+    xp = get_array_module(X)
+    X = xp.asarray(X)
+    if dtype is not None:
+        X = X.astype(dtype, copy=False)
+    elif X.dtype not in (xp.float32, xp.float64):
+        X = X.astype(xp.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{where}: expected X of shape (N, D), got {tuple(X.shape)}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{where}: X has {X.shape[1]} features, {fitted_on} {n_features}")
+    return X
