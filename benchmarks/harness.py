@@ -13,8 +13,9 @@ import time
 
 
 def set_threads(n=None):
-    """Give NumPy's BLAS (via threadpoolctl when installed), Numba and torch ``n`` threads."""
-    n = n or os.cpu_count()
+    """Give NumPy's BLAS (via threadpoolctl when installed), Numba and torch ``n`` threads
+    (default: $BENCH_THREADS, else every core)."""
+    n = n or int(os.environ.get("BENCH_THREADS", 0)) or os.cpu_count()
     try:
         import numba
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
