@@ -134,11 +134,11 @@ def bench_som(rows=20, cols=20, n_time=int(os.environ.get("BENCH_SOM_N", 5000)),
     m.random_weights_init(xq)
     m.train(xq, quality_epochs, random_order=True, use_epochs=True)
     print(f"after {quality_epochs} epochs on {n_q} images (test: 2000 test images):")
-    print(f"  {'':32}{'QE train':>10}{'QE test':>10}{'TE train':>10}{'TE test':>10}")
+    print(f"  {'':40}{'QE train':>10}{'QE test':>10}{'TE train':>10}{'TE test':>10}")
     for name, model in (("minigen, final sigma 1 (default)", ours_default),
                         (f"minigen, final sigma {rows / 6:.2f} (MiniSom's)", ours_matched),
                         ("MiniSom", m)):
-        print(f"  {name:32}{model.quantization_error(xq):10.4f}"
+        print(f"  {name:40}{model.quantization_error(xq):10.4f}"
               f"{model.quantization_error(xt[:2000]):10.4f}{model.topographic_error(xq):10.4f}"
               f"{model.topographic_error(xt[:2000]):10.4f}", flush=True)
 

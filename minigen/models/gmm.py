@@ -125,11 +125,16 @@ class GaussianMixture:
                 cov[j] = (resp[:, j, None] * diff).T @ diff / nk[j]
                 cov[j].flat[::d + 1] += self.reg_covar
         else:
-            # the same weighted average of (x - mu_j)^2, per coordinate. Two passes on purpose:
-            # the one-pass E[x^2] - E[x]^2 cancels catastrophically when a component shrinks,
-            # and EM's ascent (every step the exact maximiser) is then lost to rounding.
-            cov = np.stack([resp[:, j] @ (X - self.means_[j]) ** 2 / nk[j]
-                            for j in range(self.n_components)]) + self.reg_covar
+            # the same weighted average of (x - mu_j)^2, per coordinate, as E[x^2] - E[x]^2:
+            # one GEMM for all components. Its rounding error is about eps * E[x^2], so where
+            # the variance is not far above that (a shrinking component) the cancellation eats
+            # the digits and EM's ascent (each M-step the exact maximiser) is lost: those
+            # components are recomputed in two passes, which do not cancel.
+            avg_x2 = (resp.T @ (X * X)) / nk[:, None]
+            cov = avg_x2 - self.means_ ** 2
+            for j in np.nonzero((cov < 1e-3 * avg_x2).any(axis=1))[0]:
+                cov[j] = resp[:, j] @ (X - self.means_[j]) ** 2 / nk[j]
+            cov += self.reg_covar
         self.covariances_ = cov
         self.precisions_cholesky_ = _precision_cholesky(cov, self.covariance_type)
 
