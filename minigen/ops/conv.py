@@ -222,11 +222,11 @@ def _max_pool_backward(g, argmax, geom):
 
 
 # ------------------------------------------------------------------ the three GEMMs
-def _conv(x, w, geom):
-    """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O)."""
+def _conv(x, w, geom, cols):
+    """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O);
+    ``cols`` is im2col(x)."""
     N, O = x.shape[0], w.shape[0]
-    cols = im2col(x, geom).reshape(-1, N * geom.out[0] * geom.out[1])
-    y = w.reshape(O, -1) @ cols
+    y = w.reshape(O, -1) @ cols.reshape(-1, N * geom.out[0] * geom.out[1])
     return get_array_module(y).ascontiguousarray(
         y.reshape(O, N, *geom.out).transpose(1, 0, 2, 3))
 
@@ -240,11 +240,12 @@ def _conv_transpose(g, w, geom):
     return col2im(cols.reshape(C, *geom.kernel, N, *geom.out), geom)
 
 
-def _conv_weight(x, g, geom):
-    """The weight gradient on arrays: g(O, N*oH*oW) @ cols^T(N*oH*oW, C*kH*kW)."""
+def _conv_weight(x, g, geom, cols):
+    """The weight gradient on arrays: g(O, N*oH*oW) @ cols^T(N*oH*oW, C*kH*kW); ``cols`` is
+    im2col(x)."""
     N, C = x.shape[:2]
     O = g.shape[1]
-    cols = im2col(x, geom).reshape(C * geom.kernel[0] * geom.kernel[1], -1)
+    cols = cols.reshape(C * geom.kernel[0] * geom.kernel[1], -1)
     g_mat = g.transpose(1, 0, 2, 3).reshape(O, -1)
     return (g_mat @ cols.T).reshape(O, C, *geom.kernel)
 
@@ -254,14 +255,17 @@ class Conv2d(Function):
     """y = conv2d(x, w) for x (N, C, H, W), w (O, C, kH, kW): bilinear, so each gradient is
     the op with the other argument fixed: dx = conv_transpose2d(g, w), dw = conv2d_weight(x, g)."""
 
-    def forward(self, x, w, geom):
+    def forward(self, x, w, geom, cols=None):
         self.geom = geom
-        return _conv(x, w, geom)
+        # the columns of x are kept: the weight gradient is a GEMM with the very same columns
+        self.cols = im2col(x, geom) if cols is None else cols
+        return _conv(x, w, geom, self.cols)
 
     def backward(self, g):
         x, w = self.inputs
         gx = ConvTranspose2d.apply(g, w, geom=self.geom) if self.needs_input_grad[0] else None
-        gw = Conv2dWeight.apply(x, g, geom=self.geom) if self.needs_input_grad[1] else None
+        gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols) \
+            if self.needs_input_grad[1] else None
         return gx, gw
 
 
@@ -275,8 +279,10 @@ class ConvTranspose2d(Function):
 
     def backward(self, g):
         y, w = self.inputs
-        gy = Conv2d.apply(g, w, geom=self.geom) if self.needs_input_grad[0] else None
-        gw = Conv2dWeight.apply(g, y, geom=self.geom) if self.needs_input_grad[1] else None
+        cols = im2col(g.data, self.geom)  # both gradients read g's windows: build them once
+        gy = Conv2d.apply(g, w, geom=self.geom, cols=cols) if self.needs_input_grad[0] else None
+        gw = Conv2dWeight.apply(g, y, geom=self.geom, cols=cols) \
+            if self.needs_input_grad[1] else None
         return gy, gw
 
 
@@ -285,14 +291,16 @@ class Conv2dWeight(Function):
     input with the output gradient. Linear in x and in g: for a gradient ``gw`` of dw,
     dx = conv_transpose2d(g, gw) and dg = conv2d(x, gw)."""
 
-    def forward(self, x, g, geom):
+    def forward(self, x, g, geom, cols=None):
         self.geom = geom
-        return _conv_weight(x, g, geom)
+        self.cols = im2col(x, geom) if cols is None else cols
+        return _conv_weight(x, g, geom, self.cols)
 
     def backward(self, gw):
         x, g = self.inputs
         gx = ConvTranspose2d.apply(g, gw, geom=self.geom) if self.needs_input_grad[0] else None
-        gg = Conv2d.apply(x, gw, geom=self.geom) if self.needs_input_grad[1] else None
+        gg = Conv2d.apply(x, gw, geom=self.geom, cols=self.cols) \
+            if self.needs_input_grad[1] else None
         return gx, gg
 
 
