@@ -1,13 +1,48 @@
 """Hot loops, importable as ``minigen.kernels``.
 
-``cpu.py`` holds Numba ``@njit`` kernels for NumPy arrays, ``cuda.py`` loads the CUDA C
-sources ``*.cu`` with CuPy's RawModule. Every kernel has a plain NumPy reference in the
-module that uses it; ``MINIGEN_KERNELS=reference`` makes the library use the references
-(the tests compare kernels against them).
+``cpu.py`` and ``classical.py`` hold Numba ``@njit`` kernels for NumPy arrays, ``cuda.py``
+launches the CUDA C sources ``*.cu`` on CuPy arrays. Every kernel has a plain NumPy reference
+in the module that uses it; ``MINIGEN_KERNELS`` chooses what runs:
+
+* unset (or ``fast``): Numba kernels on NumPy arrays, CUDA kernels on CuPy arrays;
+* ``reference``: the plain NumPy references everywhere (the tests compare kernels with them);
+* ``emulate``: the CUDA kernels on NumPy arrays, compiled for the CPU by g++ through host
+  emulation (``emulation.py``, ``cuda_host.h``) -- slow, but it runs the whole GPU path of
+  the library, glue included, on a machine without a GPU (the tests use it; so can you, to
+  step through a kernel).
 """
 import os
 
 
+def _mode():
+    return os.environ.get("MINIGEN_KERNELS", "fast").lower()
+
+
 def use_kernels():
     """False when MINIGEN_KERNELS=reference asks for the plain NumPy references."""
-    return os.environ.get("MINIGEN_KERNELS", "fast").lower() != "reference"
+    return _mode() != "reference"
+
+
+def emulating():
+    """True when MINIGEN_KERNELS=emulate runs the CUDA kernels on NumPy arrays."""
+    return _mode() == "emulate"
+
+
+def use_numba(array):
+    """True when the Numba kernels should process ``array``: a NumPy array, kernels on and
+    not emulating the GPU path."""
+    import numpy as np
+    return use_kernels() and not emulating() and isinstance(array, np.ndarray)
+
+
+def cuda_for(array):
+    """``minigen.kernels.cuda`` when the CUDA kernels should process ``array`` -- a float32 or
+    float64 CuPy array (kernels on), or a NumPy one under MINIGEN_KERNELS=emulate -- else None."""
+    import numpy as np
+    if not use_kernels() or getattr(array, "dtype", None) not in (np.float32, np.float64):
+        return None
+    from ..backend import get_array_module
+    if emulating() or get_array_module(array) is not np:
+        from . import cuda
+        return cuda
+    return None

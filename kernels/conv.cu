@@ -6,18 +6,13 @@
 //   columns  (C, kH, kW, N, oH, oW)   -- the right operand of one GEMM: weight @ columns
 //   argmax   (N, C, oH, oW) int64, flat index h * W + w inside the input plane
 //
-// Every kernel is a *gather*: one thread per element it writes, so no two threads write one
-// address and no atomics are needed. The sums (col2im, max-pool backward) add their terms in
-// the reference's order, so the results equal the reference bit for bit.
-//
-// Each kernel is instantiated for float and double: <name>_f32 and <name>_f64.
+// Every kernel is a gather (see common.cuh). The sums (col2im, max-pool backward) add their
+// terms in the reference's order, so the results equal the reference bit for bit.
+
+#include "common.cuh"
 
 __device__ inline int imax(int a, int b) { return a > b ? a : b; }
 __device__ inline int imin(int a, int b) { return a < b ? a : b; }
-
-#define GRID_STRIDE_LOOP(k, total)                                                     \
-    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < (total); \
-         k += (long long)blockDim.x * gridDim.x)
 
 // ------------------------------------------------------------------------------ im2col
 // Column entry (c, i, j, n, oh, ow) is pixel (oh * sH + i * dH - pH, ow * sW + j * dW - pW)

@@ -1,25 +1,20 @@
 """conv2d, conv_transpose2d, max_pool2d, avg_pool2d: PyTorch parity, gradients of gradients,
-Numba and CUDA kernels against the NumPy references, and clear errors.
+Numba and CUDA kernels (emulated, and on a GPU) against the NumPy references, and clear errors.
 
 Shapes, strides, paddings, dilations and output paddings are drawn by hypothesis, small
 enough that a full float64 Jacobian stays cheap.
 """
-import glob
-import os
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minigen as mg
-from minigen.kernels import cpu
+from cuda_backends import (BACKENDS, LAUNCHES, ORDERS, device, exercises, host, kernels_of, on,
+                           running)
+from minigen.kernels import cpu, cuda
 from minigen.ops import conv as C
 from strategies import TOL, distinct_values, lay_out
-
-KERNELS_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "kernels")
 PARITY = dict(rtol=1e-10, atol=1e-12)  # float64: only summation order differs from torch
 
 
@@ -227,18 +222,32 @@ def _geometry(case):
     return C.Geometry(kernel, stride, padding, dilation, size, out), (n, c)
 
 
+# Each kernel test runs three times: the Numba kernels (cpu.py), the CUDA kernels of conv.cu
+# under host emulation (`pytest -k emulat`), and the CUDA kernels on a GPU (marked gpu). The
+# CUDA runs draw the launch shape (grid far smaller or far larger than the work) and, under
+# emulation, the order in which threads run.
+KERNELS = [pytest.param("numba")] + BACKENDS
+
+
+@exercises("conv.cu", "im2col", "col2im")
+@pytest.mark.parametrize("kind", KERNELS)
 @both_dtypes
-@given(case=conv_cases(max_batch=3, max_channels=4))
-def test_im2col_and_col2im_kernels_equal_reference(dtype, case):
+@given(case=conv_cases(max_batch=3, max_channels=4), launch=LAUNCHES, order=ORDERS)
+def test_im2col_and_col2im_kernels_equal_reference(kind, dtype, case, launch, order):
+    with kernels_of(kind, launch, order) as k:
+        check_im2col_col2im(k, kind, dtype, case)
+
+
+def check_im2col_col2im(k, kind, dtype, case):
     geom, (n, c) = _geometry(case)
     x = normal((n, c, *geom.image), dtype=dtype)[..., ::-1]  # a view: the wrapper copies it
     args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
-    cols = cpu.im2col(x, *args, geom.out)
+    cols = host(k.im2col(on(kind, x), *args, geom.out))
     assert cols.dtype == dtype
     np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
     # col2im sums overlapping windows: bit-equal because both add in the same order
     cols = normal(cols.shape, 1, dtype)
-    back = cpu.col2im(cols, geom.image, *args)
+    back = host(k.col2im(on(kind, cols), geom.image, *args))
     assert back.dtype == dtype
     np.testing.assert_array_equal(back, C.col2im_reference(cols, geom.image, *args))
 
@@ -259,9 +268,16 @@ def test_col2im_is_the_adjoint_of_im2col(case):
 POOL_VALUES = st.sampled_from([0.0, 1.0, 2.0, -1.0, -np.inf, np.nan])
 
 
+@exercises("conv.cu", "max_pool_forward", "max_pool_backward")
+@pytest.mark.parametrize("kind", KERNELS)
 @both_dtypes
-@given(case=pool_cases(), data=st.data())
-def test_max_pool_kernels_equal_reference(dtype, case, data):
+@given(case=pool_cases(), data=st.data(), launch=LAUNCHES, order=ORDERS)
+def test_max_pool_kernels_equal_reference(kind, dtype, case, data, launch, order):
+    with kernels_of(kind, launch, order) as k:
+        check_max_pool(k, kind, dtype, case, data)
+
+
+def check_max_pool(k, kind, dtype, case, data):
     shape, kernel, stride, padding = case
     stride = kernel if stride is None else stride
     out = tuple(C.conv_output_size(n, k, s, p) for n, k, s, p in
@@ -272,13 +288,13 @@ def test_max_pool_kernels_equal_reference(dtype, case, data):
                            max_size=int(np.prod(shape))), label="values"),
         dtype=dtype).reshape(shape)
     args = (kernel, stride, padding, out)
-    y, arg = cpu.max_pool2d_forward(x, *args)
+    y, arg = host(*k.max_pool2d_forward(on(kind, x), *args))
     y_ref, arg_ref = C.max_pool2d_forward_reference(x, *args)
     np.testing.assert_array_equal(arg, arg_ref)
     assert np.array_equal(y, y_ref, equal_nan=True) and y.dtype == dtype
     assert ((arg >= 0) & (arg < shape[2] * shape[3])).all()  # never a padding pixel
     g = normal(y.shape, 1, dtype)
-    gx = cpu.max_pool2d_backward(g, arg, shape[2:], kernel, stride, padding)
+    gx = host(k.max_pool2d_backward(*on(kind, g, arg), shape[2:], kernel, stride, padding))
     np.testing.assert_array_equal(
         gx, C.max_pool2d_backward_reference(g, arg, shape[2:], kernel, stride, padding))
 
@@ -359,68 +375,11 @@ def test_dtype_mismatch_is_a_clear_error():
         mg.max_pool2d(mg.tensor(np.zeros((1, 1, 2, 2), dtype=np.int64)), 2)
 
 
-# ------------------------------------------------------------------ CUDA
-CU_FILES = sorted(glob.glob(os.path.join(KERNELS_DIR, "*.cu")))
-
-
-@pytest.mark.parametrize("source", CU_FILES, ids=os.path.basename)
-def test_cuda_sources_compile_with_nvcc(source, tmp_path):
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        pytest.skip("nvcc not installed: the CUDA sources are not compiled")
-    out = subprocess.run([nvcc, "--ptx", "--std=c++14", "-o", str(tmp_path / "k.ptx"), source],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    ptx = (tmp_path / "k.ptx").read_text()
-    if os.path.basename(source) == "conv.cu":  # every entry point the loader asks for
-        for name in ("im2col", "col2im", "max_pool_forward", "max_pool_backward"):
-            for suffix in ("f32", "f64"):
-                assert f".entry {name}_{suffix}(" in ptx
-
-
-@pytest.mark.gpu
-@both_dtypes
-@given(case=conv_cases(max_batch=3, max_channels=4))
-def test_cuda_im2col_col2im_equal_reference(dtype, case):
-    import cupy
-    from minigen.kernels import cuda
-    geom, (n, c) = _geometry(case)
-    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
-    x = normal((n, c, *geom.image), dtype=dtype)
-    cols = cuda.im2col(cupy.asarray(x), *args, geom.out)
-    np.testing.assert_array_equal(cupy.asnumpy(cols), C.im2col_reference(x, *args, geom.out))
-    c_np = normal(cols.shape, 1, dtype)
-    back = cuda.col2im(cupy.asarray(c_np), geom.image, *args)
-    np.testing.assert_array_equal(cupy.asnumpy(back),
-                                  C.col2im_reference(c_np, geom.image, *args))
-
-
-@pytest.mark.gpu
-@both_dtypes
-@given(case=pool_cases(), data=st.data())
-def test_cuda_max_pool_equals_reference(dtype, case, data):
-    import cupy
-    from minigen.kernels import cuda
-    shape, kernel, stride, padding = case
-    stride = kernel if stride is None else stride
-    out = tuple(C.conv_output_size(n, k, s, p) for n, k, s, p in
-                zip(shape[2:], kernel, stride, padding))
-    x = np.array(data.draw(st.lists(POOL_VALUES, min_size=int(np.prod(shape)),
-                                    max_size=int(np.prod(shape)))), dtype=dtype).reshape(shape)
-    y, arg = cuda.max_pool2d_forward(cupy.asarray(x), kernel, stride, padding, out)
-    y_ref, arg_ref = C.max_pool2d_forward_reference(x, kernel, stride, padding, out)
-    np.testing.assert_array_equal(cupy.asnumpy(arg), arg_ref)
-    assert np.array_equal(cupy.asnumpy(y), y_ref, equal_nan=True)
-    g = normal(y.shape, 1, dtype)
-    gx = cuda.max_pool2d_backward(cupy.asarray(g), arg, shape[2:], kernel, stride, padding)
-    np.testing.assert_array_equal(
-        cupy.asnumpy(gx),
-        C.max_pool2d_backward_reference(g, arg_ref, shape[2:], kernel, stride, padding))
-
-
-@pytest.mark.gpu
-def test_conv_ops_on_cuda_equal_cpu():
-    """Forward and all gradients on the GPU match the CPU (float64; BLAS order may differ)."""
+# ------------------------------------------------------------------ the CUDA path of the ops
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv_ops_on_the_cuda_path_equal_cpu(backend):
+    """Forward and all gradients through the CUDA kernels match the CPU path (float64):
+    bit for bit under emulation (the same BLAS does the GEMMs), to rounding on a GPU."""
     arrays = [normal((2, 3, 9, 8)), normal((4, 3, 3, 2), 1), normal(4, 2)]
 
     def everything(device):
@@ -431,5 +390,9 @@ def test_conv_ops_on_cuda_equal_cpu():
         y.backward(mg.ones_like(y))
         return [y.numpy()] + [t_.grad.numpy() for t_ in ts]
 
-    for a, b in zip(everything("cuda"), everything("cpu")):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with running(backend):
+        assert C._hot_loops(on(backend, np.zeros(1))) is cuda
+        fast = everything(device(backend))
+    tol = 0 if backend == "emulated" else 1e-12
+    for a, b in zip(fast, everything("cpu")):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

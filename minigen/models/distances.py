@@ -11,7 +11,8 @@ The dot-product "distance" is a similarity turned upside down: it ranks units by
 
 ``pairwise`` is the plain NumPy reference (it also runs on CuPy arrays); ``nearest`` is
 what the models call: for NumPy arrays it uses BLAS for ``X @ W.T`` plus a fused Numba
-arg-min (Euclidean, dot) or a direct Numba loop (Manhattan, supremum).
+arg-min (Euclidean, dot) or a direct Numba loop (Manhattan, supremum); for CuPy arrays the
+same two ways as CUDA kernels (``kernels/classical.cu``).
 """
 import numpy as np
 
@@ -80,7 +81,11 @@ def nearest(X, W, metric="euclidean"):
 
     Returns (index int64 (N,), distance float64 (N,)).
     """
-    from ..kernels import use_kernels
+    from ..kernels import cuda_for, use_kernels
+    cuda = cuda_for(X)
+    if cuda is not None:  # kernels/classical.cu
+        _check_shapes(X, W)
+        return cuda.nearest(X, W, metric_code(metric))
     xp = get_array_module(X, W)
     if xp is not np or not use_kernels():
         return nearest_reference(X, W, metric)

@@ -103,9 +103,8 @@ class KMeans:
     def _step(self, X, centres):
         """Nearest centre of every object, its distance, and the per-cluster sums and counts.
         Euclidean on NumPy: one fused Numba pass over X (kernels.classical.lloyd_step)."""
-        from ..kernels import use_kernels
-        if (distances.metric_code(self.metric) == 0 and get_array_module(X) is np
-                and use_kernels()):
+        from ..kernels import use_numba
+        if distances.metric_code(self.metric) == 0 and use_numba(X):
             import numba
             from ..kernels.classical import lloyd_step, threads_for
             with threads_for(X.size * self.n_clusters):
@@ -188,8 +187,8 @@ def kmeans_plusplus(X, k, rng, n_local_trials=None):
 def cluster_sums(X, labels, k, weights=None):
     """Per-cluster sums of rows and their counts (float64): the Numba kernel for NumPy
     arrays, else the reference."""
-    from ..kernels import use_kernels
-    if get_array_module(X) is np and use_kernels():
+    from ..kernels import use_numba
+    if use_numba(X):
         import numba
         from ..kernels.classical import cluster_sums as kernel, threads_for
         w = np.ones(X.shape[0]) if weights is None else np.asarray(weights, np.float64)

@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ..kernels import cuda_for
 from ._checks import as_data_matrix
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
@@ -464,6 +465,8 @@ def bernoulli(pre, bias, rng):
     the seeded NumPy generator, so kernel and reference draw the same sample."""
     xp = get_array_module(pre)
     u = rng.random(pre.shape, dtype=np.float32)
+    if cuda_for(pre) is not None:  # kernels/classical.cu
+        return cuda_for(pre).sigmoid_bernoulli(pre, bias, xp.asarray(u))
     K = _kernels() if xp is np else None
     if K is not None:
         probs = np.empty_like(pre)
@@ -479,6 +482,8 @@ def bernoulli_reference(pre, bias, u):
 
 
 def sigmoid_bias(pre, bias):
+    if cuda_for(pre) is not None:  # kernels/classical.cu
+        return cuda_for(pre).sigmoid_bias(pre, bias)
     K = _kernels() if get_array_module(pre) is np else None
     if K is not None:
         out = np.empty_like(pre)

@@ -296,8 +296,10 @@ def initial_codebook(X, k, init, rng, positions=None):
 # ---------------------------------------------------------------------- the online epoch
 def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
     """Online Kohonen pass over X[order], updating W in place; returns the winners.
-    The Numba kernel for NumPy arrays, else the reference."""
-    from ..kernels import use_kernels
+    The Numba kernel for NumPy arrays, the CUDA kernels for CuPy arrays, else the reference."""
+    from ..kernels import cuda_for, use_kernels
+    if cuda_for(W) is not None:  # kernels/classical.cu
+        return cuda_for(W).som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind)
     if get_array_module(X) is np and use_kernels():
         from ..kernels.classical import som_online_epoch as kernel
         return kernel(X, np.asarray(order, np.int64), W, grid_d2, alphas, sigmas, metric, kind)

@@ -28,8 +28,9 @@ import math
 import numpy as np
 
 from .. import nn
-from ..autograd import no_grad
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..backend import get_array_module
+from ..kernels import cuda_for
 from ..nn.functional import bernoulli_log_likelihood, kl_normal
 from ..ops import cat, logsumexp
 from ..tensor import Tensor, randn, randn_like
@@ -47,10 +48,36 @@ def reparameterize(mu, logvar, eps=None):
     on the parameters, so dz/dmu = 1 and dz/dlogvar = sigma * eps / 2 are ordinary
     derivatives. Pass ``eps`` to fix the noise (tests, parity with PyTorch).
     """
-    sigma = (0.5 * logvar).exp()  # logvar, not sigma, is predicted: any real number is valid
     if eps is None:
         eps = randn_like(mu)
+    if cuda_for(mu.data) is not None and isinstance(eps, Tensor) \
+            and mu.shape == logvar.shape == eps.shape:
+        return Reparameterize.apply(mu, logvar, eps)  # on the GPU: one fused pass
+    sigma = (0.5 * logvar).exp()  # logvar, not sigma, is predicted: any real number is valid
     return mu + sigma * eps
+
+
+class Reparameterize(Function):
+    """``reparameterize`` in one CUDA pass each way (kernels/elementwise.cu), for CuPy arrays;
+    the composition above is its reference. dz/dmu = 1, dz/dlogvar = sigma eps / 2,
+    dz/deps = sigma."""
+
+    def forward(self, mu, logvar, eps):
+        z, self.sigma = cuda_for(mu).reparameterize(mu, logvar, eps)
+        return z
+
+    def backward(self, g):
+        mu, logvar, eps = self.inputs
+        need = self.needs_input_grad
+        if is_grad_enabled():  # create_graph: sigma as a function of logvar, differentiably
+            sigma = (0.5 * logvar).exp()
+            g_logvar = g * eps * sigma * 0.5
+        else:
+            sigma = Tensor(self.sigma)
+            g_logvar = Tensor(cuda_for(g.data).reparameterize_backward(g.data, eps.data,
+                                                                       self.sigma))
+        return (g if need[0] else None, g_logvar if need[1] else None,
+                g * sigma if need[2] else None)
 
 
 def kl_standard_normal(mu, logvar):

@@ -24,6 +24,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels import cuda_for
 from ..ops import (clamp, elu, exp, getitem, leaky_relu, log, log_softmax, matmul, mean,
                    permute, relu, reshape, sigmoid, softmax, sum, tanh, transpose, unbroadcast,
                    where)
@@ -114,13 +115,17 @@ class Normalize(Function):
 
         dx = inv_std * (gh - mean(gh) - xhat * mean(gh * xhat)),   gh = g * weight
 
-    ``mean``/``var`` are passed in (the caller needs them for running statistics).
+    ``mean``/``var`` are passed in (the caller needs them for running statistics). ``cuda``:
+    batch norm on the GPU passes ``minigen.kernels.cuda``, whose fused kernels do both passes.
     """
 
-    def forward(self, x, weight=None, bias=None, *, axes, eps, mean, var):
+    def forward(self, x, weight=None, bias=None, *, axes, eps, mean, var, cuda=None):
         xp = get_array_module(x)
-        self.axes, self.eps = axes, eps
+        self.axes, self.eps, self.cuda = axes, eps, cuda
         self.inv_std = 1.0 / xp.sqrt(var + eps)
+        if cuda is not None:  # kernels/norm.cu: xhat and y in one pass
+            self.xhat, y = cuda.batch_norm_normalize(x, mean, self.inv_std, weight, bias)
+            return self.xhat if y is None else y
         self.xhat = x - mean
         self.xhat *= self.inv_std
         if weight is None:
@@ -131,6 +136,8 @@ class Normalize(Function):
 
     def backward(self, g):
         x = self.inputs[0]
+        if self.cuda is not None and not is_grad_enabled():
+            return self._cuda_backward(g)
         if is_grad_enabled():
             # create_graph: rebuild xhat and inv_std from x so their dependence on x is
             # recorded too (a constant xhat would give wrong second derivatives)
@@ -150,6 +157,16 @@ class Normalize(Function):
         gw = unbroadcast(g * xhat, w.shape) if need[1] else None
         gb = unbroadcast(g, b.shape) if need[2] else None
         return gx, gw, gb
+
+    def _cuda_backward(self, g):
+        """The same three gradients from the fused kernels of kernels/norm.cu."""
+        affine = len(self.inputs) == 3
+        w = self.inputs[1] if affine else None
+        grads = self.cuda.batch_norm_backward(g.data, self.xhat, self.inv_std,
+                                              w.data if affine else None)
+        grads = [Tensor(a if i == 0 else a.reshape(w.shape)) if need else None
+                 for i, (a, need) in enumerate(zip(grads, self.needs_input_grad))]
+        return tuple(grads) if affine else grads[0]
 
 
 def _affine_pair(weight, bias, shape, like):
@@ -187,7 +204,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {input.shape}")
-        m, v = _moments(input.data, axes)
+        cuda = cuda_for(input.data)
+        if cuda is not None:  # kernels/norm.cu: two-pass sums in float64, no atomics
+            m, v = (s.reshape(stat_shape) for s in cuda.batch_norm_stats(input.data))
+        else:
+            m, v = _moments(input.data, axes)
         if running_mean is not None:
             running_mean.data *= 1 - momentum
             running_mean.data += momentum * m.reshape(C)
@@ -195,7 +216,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_var.data *= 1 - momentum
             running_var.data += (momentum * count / (count - 1)) * v.reshape(C)
         return Normalize.apply(input, *_affine_pair(weight, bias, stat_shape, input),
-                               axes=axes, eps=eps, mean=m, var=v)
+                               axes=axes, eps=eps, mean=m, var=v, cuda=cuda)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var "
                          "(or pass training=True to use the batch statistics)")
@@ -477,8 +498,11 @@ class BCEWithLogits(Function):
     def forward(self, x, t, reduction):
         xp = get_array_module(x)
         self.reduction = reduction
-        self.e = xp.exp(-xp.abs(x))
-        loss = xp.maximum(x, 0) - x * t + _log1p_unit(self.e)
+        if cuda_for(x) is not None:  # loss and e in one pass (kernels/elementwise.cu)
+            loss, self.e = cuda_for(x).bce_with_logits(x, t)
+        else:
+            self.e = xp.exp(-xp.abs(x))
+            loss = xp.maximum(x, 0) - x * t + _log1p_unit(self.e)
         if reduction == "sum":
             return loss.sum()
         return loss.mean() if reduction == "mean" else loss
@@ -488,7 +512,9 @@ class BCEWithLogits(Function):
         if self.reduction == "mean":
             g = g / x.size
         gx = gt = None
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad[0] and cuda_for(x.data) is not None and not is_grad_enabled():
+            gx = Tensor(cuda_for(x.data).bce_with_logits_backward(g.data, x.data, t.data, self.e))
+        elif self.needs_input_grad[0]:
             if is_grad_enabled():
                 s = sigmoid(x)
             else:

@@ -1,6 +1,8 @@
 """Activations and the softmax family, each numerically stable where it matters."""
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels import cuda_for
+from ..tensor import Tensor
 from .elementwise import _constant, _python_scalar, exp
 from .reduce import _axes, sum
 
@@ -39,9 +41,14 @@ class ReLU(Function):
 class LeakyReLU(Function):
     def forward(self, a, negative_slope):
         self.slope = negative_slope
+        if cuda_for(a) is not None:  # one pass on the GPU (kernels/elementwise.cu)
+            return cuda_for(a).leaky_relu(a, negative_slope)
         return get_array_module(a).where(a > 0, a, a * negative_slope)
 
     def backward(self, g):
+        if cuda_for(g.data) is not None and not is_grad_enabled():
+            x = self.inputs[0].data
+            return Tensor(cuda_for(g.data).leaky_relu_backward(g.data, x, self.slope))
         xp = get_array_module(g.data)
         return g * _constant(xp.where(self.inputs[0].data > 0, 1.0, self.slope), g)
 

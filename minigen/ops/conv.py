@@ -185,16 +185,13 @@ def _gather(x, argmax):
 
 # ------------------------------------------------------------------ kernel selection
 def _hot_loops(array):
-    """Where the hot loops run: Numba kernels for NumPy arrays, CUDA kernels for CuPy arrays,
-    or None for the NumPy references (MINIGEN_KERNELS=reference)."""
-    from ..kernels import use_kernels
-    if not use_kernels():
-        return None
-    if isinstance(array, np.ndarray):
+    """Where the hot loops run: Numba kernels for NumPy arrays, CUDA kernels for CuPy arrays
+    (or emulated, MINIGEN_KERNELS=emulate), None for the NumPy references (=reference)."""
+    from ..kernels import cuda_for, use_numba
+    if use_numba(array):
         from ..kernels import cpu
         return cpu
-    from ..kernels import cuda
-    return cuda
+    return cuda_for(array)
 
 
 def im2col(x, geom):
