@@ -409,6 +409,7 @@ def test_classical_models_on_the_cuda_path_match_the_cpu(backend):
 
 
 # ====================================================================== the emulator itself
+@needs_compiler
 def test_emulated_tests_cover_every_kernel():
     """Every __global__ function of every source is declared by some test (``exercises``),
     which checks under emulation that it really launched."""
