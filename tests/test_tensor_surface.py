@@ -28,8 +28,9 @@ def leaf(a):
 
 def _residual_in_place(x):
     h = x * 2
-    h += x.exp()          # recorded: h becomes the output of the add
-    return h
+    h += x.exp()          # recorded: h becomes the output of the add ...
+    h *= x                # ... then of the mul, the old values living on inside the graph
+    return h.tanh_()
 
 
 def _setitem(x, v):

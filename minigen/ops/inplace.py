@@ -138,14 +138,13 @@ neg_, abs_, exp_, log_, sqrt_, sigmoid_, tanh_, relu_ = (
 
 # ------------------------------------------------------------------ fills (never recorded)
 def _fill(t, op, values):
-    """Write constant ``values`` into ``t`` (an array of its shape, or a number)."""
+    """Write constant ``values`` into ``t`` (an array of its shape, or a number). Not recorded:
+    filling a tensor that a graph still needs makes that graph's backward fail, by name."""
     if is_grad_enabled() and t.requires_grad and t.is_leaf:
         raise RuntimeError(f"{op}: a leaf tensor that requires grad is being changed in place "
                            "while gradients are recorded; do it under `with minigen.no_grad():`")
     t.data[...] = values
-    t._version += 1
-    if t._ctx is not None:  # a filled non-leaf no longer depends on its inputs
-        t._ctx, t.requires_grad = None, False
+    t._version += 1  # a graph that used the old values now refuses to run backward
     return t
 
 
