@@ -130,7 +130,7 @@ def time_segments(X, y, segments, per_segment):
         for xb, yb in xs:
             mg_step(model, opt_mg, xb, yb)
         t_mg = time.perf_counter() - start
-        xs_t = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in xs]
+        xs_t = [(torch.from_numpy(xb.numpy()), torch.from_numpy(yb.numpy())) for xb, yb in xs]
         start = time.perf_counter()
         for xb, yb in xs_t:
             torch_step(twin, opt_t, xb, yb)
@@ -159,7 +159,7 @@ def torch_epoch(X, y, X_test, y_test):
     twin.train()
     start = time.perf_counter()
     for xb, yb in DataLoader((X, y), batch_size=BATCH, shuffle=True, seed=SEED):
-        torch_step(twin, opt, torch.from_numpy(xb), torch.from_numpy(yb))
+        torch_step(twin, opt, torch.from_numpy(xb.numpy()), torch.from_numpy(yb.numpy()))
     seconds = time.perf_counter() - start
     twin.eval()
     with torch.no_grad():

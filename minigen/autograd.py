@@ -128,6 +128,8 @@ class Function:
             if any(needs):
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
+                fn.saved_versions = tuple(t._version for t in inputs)
+                fn.output_version = 0
                 # A weak reference: the output owns the function, not the reverse,
                 # so no reference cycle keeps big arrays alive.
                 fn._output_ref = weakref.ref(out)
@@ -137,6 +139,22 @@ class Function:
 
 
 # ------------------------------------------------------------------ the graph walk
+def _check_versions(fn, output):
+    """Refuse to run ``fn.backward`` on tensors changed in place since its forward."""
+    changed = [i for i, (t, v) in enumerate(zip(fn.inputs, fn.saved_versions)) if t._version != v]
+    if output._version != fn.output_version:
+        what = f"the output of {fn.name}"
+    elif changed:
+        i = changed[0]
+        what = f"input {i} of {fn.name} (shape {fn.inputs[i].shape})"
+    else:
+        return
+    raise RuntimeError(f"one of the tensors needed for the gradient has been modified by an "
+                       f"in-place operation: {what} changed after the forward pass. Make "
+                       "that change out of place (y = y + 1 instead of y += 1), or do it "
+                       "after backward()")
+
+
 def _topological_order(roots):
     """Tensors reachable from ``roots`` through recorded ops, consumers before producers."""
     order, seen = [], set()
@@ -194,6 +212,7 @@ def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=No
             if wanted is None and t._retains_grad:
                 t.grad = g if t.grad is None else t.grad + g
             fn = t._ctx
+            _check_versions(fn, t)
             _RUNNING_BACKWARD.append(fn)
             try:
                 in_grads = fn.backward(g)
@@ -227,11 +246,12 @@ def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=No
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None,
-         allow_unused=False):
+         allow_unused=False, only_inputs=True):
     """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.
 
     Mirrors ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are
     themselves differentiable (the gradient penalty of WGAN-GP is built this way).
+    ``only_inputs`` is accepted for old PyTorch code (it has no effect there either).
     """
     from .tensor import Tensor, ones_like
 
@@ -248,7 +268,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
             raise RuntimeError("grad: an output does not require grad (was it computed under "
                                "no_grad, or from tensors without requires_grad=True?)")
         if g is None:
-            if out.size != 1:
+            if out.numel() != 1:
                 raise RuntimeError(f"grad: output of shape {out.shape} is not a scalar; "
                                    "pass grad_outputs")
             g = ones_like(out)

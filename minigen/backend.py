@@ -33,23 +33,71 @@ def get_array_module(*arrays):
     return np
 
 
+class device(str):
+    """A device, as ``torch.device``: ``device("cpu")``, ``device("cuda")``, ``device("cuda:0")``.
+
+    It is a ``str`` ('cpu' or 'cuda'), so ``x.device == "cpu"`` and ``f"{x.device}"`` work,
+    and it has torch's ``.type`` and ``.index``. minigen drives one GPU, so "cuda:0" is
+    "cuda" and other indices are refused. Creating a device never fails for lack of a GPU;
+    moving a tensor there does (``check_device``), as in PyTorch.
+    """
+
+    def __new__(cls, type="cpu", index=None):
+        if isinstance(type, device) and index is None:
+            return type
+        name, _, suffix = str(type).partition(":")
+        if suffix:
+            if index is not None or not suffix.isdigit():
+                raise ValueError(f"invalid device string {type!r}")
+            index = int(suffix)
+        if name not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {str(type)!r}: minigen has 'cpu' and 'cuda' "
+                             "(CuPy); PyTorch's other back ends (mps, xpu, ...) do not exist here")
+        if name == "cuda" and index not in (None, 0):
+            raise ValueError(f"device cuda:{index}: minigen uses a single GPU, cuda:0")
+        obj = super().__new__(cls, name)
+        obj._index = index
+        return obj
+
+    @property
+    def type(self):
+        return str(self)
+
+    @property
+    def index(self):
+        return self._index
+
+    def __repr__(self):
+        index = "" if self._index is None else f", index={self._index}"
+        return f"device(type='{self}'{index})"
+
+    __hash__ = str.__hash__
+
+
+CPU, CUDA = device("cpu"), device("cuda")
+
+
 def device_of(array):
-    """'cuda' for a CuPy array, 'cpu' otherwise."""
-    return "cuda" if (_cupy is not None and isinstance(array, _cupy.ndarray)) else "cpu"
+    """device('cuda') for a CuPy array, device('cpu') otherwise."""
+    return CUDA if (_cupy is not None and isinstance(array, _cupy.ndarray)) else CPU
 
 
-def check_device(device):
-    """Normalise a device name and fail clearly when it cannot be used."""
-    device = "cpu" if device is None else str(device)
-    if device.startswith("cuda"):
-        if not _CUDA_OK:
-            raise RuntimeError(
-                "device 'cuda' requested but no CUDA device is usable: install CuPy "
-                "(pip install 'minigen[cuda12]' or '[cuda13]') on a machine with an NVIDIA GPU")
-        return "cuda"
-    if device != "cpu":
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
-    return "cpu"
+def is_device(value):
+    """True for a device object or a device string ('cpu', 'cuda', 'cuda:0', 'mps' ...)."""
+    if isinstance(value, device):
+        return True
+    return isinstance(value, str) and value.partition(":")[0] in ("cpu", "cuda", "mps", "xpu",
+                                                                  "meta")
+
+
+def check_device(dev):
+    """Normalise a device (name or object) to 'cpu' or 'cuda'; fail clearly when it cannot be used."""
+    dev = CPU if dev is None else device(dev)
+    if dev == "cuda" and not _CUDA_OK:
+        raise RuntimeError(
+            "device 'cuda' requested but no CUDA device is usable: install CuPy "
+            "(pip install 'minigen[cuda12]' or '[cuda13]') on a machine with an NVIDIA GPU")
+    return str(dev)
 
 
 def xp_for(device):

@@ -1,18 +1,20 @@
 """The ``minigen`` command: ``minigen train MODEL ...``, ``minigen sample RUN ...``.
 
 Errors a user can cause (unknown dataset, missing data, unwritable folder, a checkpoint of
-another model) print one line and exit with status 2 -- never a traceback.
+another model, an option out of range) print one line and exit with status 2 -- never a
+traceback. Every option of every command is checked by ``minigen.options`` (the parsers
+are ``options.Parser``): numbers finite and in range, output paths writable.
 """
-import argparse
 import os
 import sys
 
 from . import commands
+from .options import Parser, output_file
 from .runs import CLIError, resolve_checkpoint
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minigen", description="generative models, by hand")
+    parser = Parser(prog="minigen", description="generative models, by hand")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model; figures, metrics and checkpoints go to --out")
@@ -25,7 +27,7 @@ def build_parser():
     sample = sub.add_parser("sample", help="draw samples from a trained model's checkpoint")
     sample.add_argument("checkpoint", help="a run folder or its checkpoint.npz")
     sample.add_argument("-n", type=int, default=64, help="how many samples (default 64)")
-    sample.add_argument("--out", default="samples.png", help="the PNG to write")
+    sample.add_argument("--out", default="samples.png", type=output_file, help="the PNG to write")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sample.set_defaults(handler=_sample)
@@ -46,7 +48,10 @@ def _sample(args):
 
 def main(argv=None):
     """Run the command line; MINIGEN_DEBUG=1 shows full tracebacks instead of one-line errors."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a refused option (2, its one line already printed)
+        return e.code
     if os.environ.get("MINIGEN_DEBUG"):
         args.handler(args)
         return 0

@@ -90,14 +90,14 @@ def analytic_jacobian(f, inputs):
     inputs = _checked_inputs(inputs)
     wanted = [inputs[i] for i in _differentiable(inputs)]
     outs = _outputs(f, inputs)
-    sizes = [o.size for o in outs]
-    jac = [np.zeros((sum(sizes), t.size)) for t in wanted]
+    sizes = [o.numel() for o in outs]
+    jac = [np.zeros((sum(sizes), t.numel())) for t in wanted]
     row = 0
     for o in outs:
         xp = get_array_module(o.data)
-        for j in range(o.size):
+        for j in range(o.numel()):
             if o.requires_grad:
-                onehot = xp.zeros(o.size, dtype=o.dtype)
+                onehot = xp.zeros(o.numel(), dtype=o.dtype)
                 onehot[j] = 1
                 gs = autograd_grad([o], wanted, [Tensor(onehot.reshape(o.shape))],
                                    retain_graph=True, allow_unused=True)

@@ -12,6 +12,7 @@ the checkpoint.
 """
 import csv
 import json
+import math
 import os
 import sys
 
@@ -22,19 +23,51 @@ class CLIError(Exception):
     """A user-facing error: the CLI prints its message on one line and exits non-zero."""
 
 
+class NonFiniteLoss(CLIError):
+    """Training stopped at the first NaN or infinite loss (see ``check_finite_loss``)."""
+
+
+def check_finite_loss(value, epoch, step=None, name="loss"):
+    """``value`` as a float, or stop training at the first NaN/inf.
+
+    Every training loop calls it where it reads its loss, before the backward pass and the
+    optimizer step -- so the weights that produced a finite loss are never overwritten::
+
+        loss_value = check_finite_loss(loss.item(), epoch, step)
+        loss.backward(); optimizer.step()
+
+    (``step=None`` for a number read at the end of an epoch, e.g. the test loss, which is
+    checked before the epoch's checkpoint is written.) The ``NonFiniteLoss`` raised is a
+    ``CLIError``: one line, exit status 2, naming the epoch and step; checkpoints are only
+    written after a finished epoch, so the last good one is untouched and ``--resume``
+    continues from it.
+    """
+    value = float(value)
+    if math.isfinite(value):
+        return value
+    where = f"epoch {epoch}, step {step}" if step is not None else f"the end of epoch {epoch}"
+    raise NonFiniteLoss(
+        f"the {name} became {value} at {where}: training stopped. The checkpoint of the last "
+        f"finished epoch is untouched (continue with --resume, with a smaller --lr: a "
+        f"learning rate too high is the usual cause); to find the op that first made a "
+        f"non-finite number, run a step under `with minigen.detect_anomaly():`")
+
+
 class Run:
     """The folder of one training run."""
 
     CHECKPOINT = "checkpoint.npz"
 
     def __init__(self, out, resume=False):
+        from .options import path_problem
         self.out = os.path.abspath(out)
+        problem = path_problem(self.out, folder=True)
+        if problem:  # before any work: "F is a file, not a folder", not "[Errno 17] ..."
+            raise CLIError(f"cannot create output folder {self.out}: {problem}")
         try:
             os.makedirs(self.out, exist_ok=True)
         except OSError as e:
             raise CLIError(f"cannot create output folder {self.out}: {e.strerror}") from None
-        if not os.access(self.out, os.W_OK):
-            raise CLIError(f"output folder {self.out} is not writable")
         self.history = []
         if resume and os.path.exists(self.path("metrics.json")):
             with open(self.path("metrics.json")) as f:

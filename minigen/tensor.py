@@ -18,7 +18,15 @@ from .backend import get_array_module
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_retains_grad", "__weakref__")
+    """``Tensor(array)`` wraps an array as it is: no copy, its dtype kept (Python numbers and
+    lists: floats take the default dtype). To build tensors use ``minigen.tensor`` (a copy),
+    ``minigen.from_numpy`` (shares memory) or ``minigen.as_tensor``, as in PyTorch.
+
+    ``_version`` counts in-place changes; a backward that needs a tensor changed since the
+    forward fails instead of using the wrong numbers (PyTorch's rule).
+    """
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_retains_grad", "_version",
+                 "__weakref__")
     __array_ufunc__ = None  # numpy_scalar * tensor defers to Tensor.__rmul__ (keeps the graph)
 
     def __init__(self, data, requires_grad=False):
@@ -34,6 +42,7 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._retains_grad = False
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -47,9 +56,22 @@ class Tensor:
     def ndim(self):
         return self.data.ndim
 
-    @property
-    def size(self):
+    def size(self, dim=None):
+        """The shape (``x.size()``), or the length of one dimension (``x.size(0)``), as torch."""
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[_dim_index(dim, self.ndim, "size")]
+
+    def numel(self):
+        """The number of elements (NumPy's ``array.size``)."""
         return self.data.size
+
+    nelement = numel
+
+    def dim(self):
+        return self.data.ndim
+
+    ndimension = dim
 
     @property
     def dtype(self):
@@ -60,8 +82,20 @@ class Tensor:
         return backend.device_of(self.data)
 
     @property
+    def is_cuda(self):
+        return self.device == "cuda"
+
+    def is_floating_point(self):
+        return self.dtype.kind == "f"
+
+    @property
     def is_leaf(self):
         return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The Function that made this tensor (None for a leaf): PyTorch's name for ``_ctx``."""
+        return self._ctx
 
     @property
     def T(self):
@@ -71,6 +105,11 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -88,22 +127,26 @@ class Tensor:
         return backend.to_numpy(self.data)
 
     def item(self):
-        if self.size != 1:
-            raise ValueError(f"item(): tensor of shape {self.shape} has {self.size} elements, not 1")
+        if self.numel() != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.numel()} elements, "
+                             "not 1")
         return self.data.reshape(()).item()
 
     def tolist(self):
         return self.numpy().tolist()
 
-    def to(self, device=None, dtype=None):
-        """A copy on ``device`` and/or of ``dtype``; differentiable."""
+    def to(self, *args, **kwargs):
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other_tensor)``, or the
+        keywords ``device=``/``dtype=``: this tensor when nothing changes, else a converted
+        copy (differentiable), as ``torch.Tensor.to``."""
         from . import ops
+        device, dtype, copy = parse_to(args, kwargs)
         out = self
-        if dtype is not None and np.dtype(dtype) != self.dtype:
+        if dtype is not None and dtype != self.dtype:
             out = ops.astype(out, dtype)
         if device is not None and backend.check_device(device) != self.device:
             out = ops.to_device(out, device)
-        return out
+        return ops.astype(out, out.dtype, copy=True) if copy and out is self else out
 
     def float(self):
         return self.to(dtype=np.float32)
@@ -111,15 +154,61 @@ class Tensor:
     def double(self):
         return self.to(dtype=np.float64)
 
+    def half(self):
+        return self.to(dtype=np.float16)
+
+    def long(self):
+        return self.to(dtype=np.int64)
+
+    def int(self):
+        return self.to(dtype=np.int32)
+
+    def bool(self):
+        return self.to(dtype=np.bool_)
+
+    def type_as(self, other):
+        return self.to(dtype=other.dtype)
+
     def cpu(self):
         return self.to("cpu")
 
-    def cuda(self):
-        return self.to("cuda")
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device)
+
+    def contiguous(self):
+        """This tensor (minigen's ops accept any memory layout)."""
+        return self
 
     def detach(self):
-        """The same data, cut from the graph."""
+        """The same data (shared memory), cut from the graph."""
         return Tensor(self.data)
+
+    def detach_(self):
+        """Cut this tensor from the graph, in place: it becomes a leaf."""
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    # ------------------------------------------------------------ new tensors like this one
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
 
     def clone(self):
         from . import ops
@@ -150,7 +239,7 @@ class Tensor:
             raise RuntimeError("backward(): this tensor does not require grad (no graph was "
                                "recorded; was it computed under no_grad?)")
         if grad is None:
-            if self.size != 1:
+            if self.numel() != 1:
                 raise RuntimeError(f"backward(): tensor of shape {self.shape} is not a scalar; "
                                    "pass grad= of the same shape")
             grad = ones_like(self)
@@ -177,6 +266,22 @@ class Tensor:
     def __pos__(self): return self
     def __abs__(self): return _ops().abs(self)
     def __getitem__(self, index): return _ops().getitem(self, index)
+    def __setitem__(self, index, value): _ops()._inplace.setitem_(self, index, value)
+
+    # augmented assignment works in place, as in PyTorch: `p -= lr * p.grad` under no_grad
+    # updates the parameter itself instead of rebinding the name to a new tensor
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+
+    # logical operators on bool (and integer) tensors: masks, never differentiable
+    def __and__(self, other): return _ops().logical(self, other, "bitwise_and")
+    def __rand__(self, other): return _ops().logical(other, self, "bitwise_and")
+    def __or__(self, other): return _ops().logical(self, other, "bitwise_or")
+    def __ror__(self, other): return _ops().logical(other, self, "bitwise_or")
+    def __xor__(self, other): return _ops().logical(self, other, "bitwise_xor")
+    def __invert__(self): return _ops().logical(self, None, "invert")
 
     # comparisons: elementwise, boolean, never differentiable
     def __lt__(self, other): return _ops().compare(self, other, "less")
@@ -187,7 +292,7 @@ class Tensor:
     def __ne__(self, other): return _ops().compare(self, other, "not_equal")
 
     def __bool__(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.data.reshape(()))
 
@@ -196,6 +301,18 @@ class Tensor:
 
     def __int__(self):
         return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be used as an "
+                            f"index, not {self.dtype}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a one-element tensor's number, as in PyTorch."""
+        if self.numel() == 1 and spec:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
@@ -210,99 +327,225 @@ def _ops():
 
 
 def _install_methods():
-    """Tensor methods that are plain calls of ``minigen.ops`` functions (x.exp() == ops.exp(x))."""
+    """Tensor methods that are plain calls of ``minigen.ops`` functions (x.exp() == ops.exp(x)),
+    and the in-place methods of ``minigen.ops.inplace`` (x.add_(y))."""
     from . import ops
     _OPS.append(ops)
     for name in ops.TENSOR_METHODS:
         setattr(Tensor, name, getattr(ops, name))
+    for name in ops.INPLACE_METHODS:
+        setattr(Tensor, name, getattr(ops._inplace, name))
+
+
+# ------------------------------------------------------------------ helpers
+def _dim_index(dim, ndim, op):
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % ndim
+
+
+def parse_to(args, kwargs):
+    """(device, dtype, copy) from the arguments of ``Tensor.to`` / ``Module.to``: a device, a
+    dtype, both, or a tensor whose device and dtype are taken (PyTorch's overloads)."""
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = bool(kwargs.pop("copy", False))
+    kwargs.pop("non_blocking", None)  # transfers are synchronous here
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to(): unexpected keyword argument(s) {', '.join(kwargs)}")
+    for arg in args:
+        if arg is None:
+            continue
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif backend.is_device(arg):
+            device = arg
+        else:
+            try:
+                dtype = np.dtype(arg)
+            except TypeError:
+                if isinstance(arg, str):  # not a dtype name: a device name (or an error
+                    device = backend.device(arg)  # naming the unknown device)
+                    continue
+                raise TypeError(f"to(): expected a device ('cpu', 'cuda'), a dtype "
+                                f"(minigen.float64 ...) or a tensor, got {arg!r}") from None
+    return device, (None if dtype is None else np.dtype(dtype)), copy
 
 
 # ------------------------------------------------------------------ creation
-def _array(xp, data, dtype):
-    return xp.asarray(data, dtype=dtype)
-
-
 def _dtype(dtype):
     return backend.get_default_dtype() if dtype is None else np.dtype(dtype)
 
 
-def tensor(data, dtype=None, device="cpu", requires_grad=False):
-    """A new leaf tensor from a list, scalar or array. Floats become float32 by default."""
+def _is_array(data):
+    return isinstance(data, (np.ndarray, np.generic)) or backend.device_of(data) == "cuda"
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf tensor holding a copy of ``data`` (PyTorch's ``torch.tensor`` rules).
+
+    The dtype, unless given: a NumPy/CuPy array or scalar (or a tensor) keeps its own --
+    a float64 array stays float64 (use ``.astype(np.float32)`` or ``dtype=`` for float32);
+    Python floats take the default dtype (float32); Python ints give int64, bools bool.
+    """
     if isinstance(data, Tensor):
         data = data.data
+    if device is None:
+        device = backend.device_of(data) if _is_array(data) else "cpu"
     xp = backend.xp_for(device)
-    # a copy, as torch.tensor makes: in-place optimizer steps never write into the caller's array
-    arr = xp.array(backend.to_device(data, device) if hasattr(data, "shape") else data)
+    if _is_array(data):
+        arr = xp.array(backend.to_device(data, device))  # a copy: optimizer steps never
+    else:                                                 # write into the caller's array
+        arr = np.array(data)
+        if arr.dtype.kind == "f" and dtype is None:
+            arr = arr.astype(backend.get_default_dtype())
+        elif arr.dtype.kind == "O":
+            raise TypeError(f"tensor(): cannot build a tensor from {type(data).__name__} "
+                            "holding objects of mixed kinds or ragged lengths")
+        arr = xp.asarray(arr)
     if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    elif arr.dtype.kind == "f":
-        arr = arr.astype(backend.get_default_dtype(), copy=False)
+        arr = arr.astype(np.dtype(dtype), copy=False)
     return Tensor(arr, requires_grad=requires_grad)
 
 
+def numel(t):
+    return t.numel()
+
+
+def from_numpy(array):
+    """A tensor sharing ``array``'s memory and dtype: changes to one show in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """``data`` as a tensor, sharing memory when it already has the dtype and device
+    (a tensor is returned as it is); otherwise a converted copy."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
+    if _is_array(data) and not isinstance(data, np.generic):
+        same_device = device is None or backend.check_device(device) == backend.device_of(data)
+        if same_device and (dtype is None or np.dtype(dtype) == data.dtype):
+            return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
 def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(n) for n in shape)
 
 
-def zeros(*shape, dtype=None, device="cpu", requires_grad=False):
-    return Tensor(backend.xp_for(device).zeros(_shape(shape), _dtype(dtype)), requires_grad)
+def _new(fill, shape, dtype, device, requires_grad):
+    xp = backend.xp_for(device or "cpu")
+    return Tensor(fill(xp, _shape(shape), _dtype(dtype)), requires_grad)
 
 
-def ones(*shape, dtype=None, device="cpu", requires_grad=False):
-    return Tensor(backend.xp_for(device).ones(_shape(shape), _dtype(dtype)), requires_grad)
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
 
 
-def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return Tensor(backend.xp_for(device).full(shape, fill_value, _dtype(dtype)), requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False):
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    """Uninitialised memory, as ``torch.empty`` (here: zeros, so nothing random leaks in)."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _fill_dtype(fill_value):
+    """torch.full's inference: a bool gives bool, an int int64, a float the default dtype."""
+    if isinstance(fill_value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(fill_value, (int, np.integer)):
+        return np.dtype(np.int64)
+    return backend.get_default_dtype()
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    size = (size,) if isinstance(size, int) else tuple(size)
+    dtype = _fill_dtype(fill_value) if dtype is None else dtype
+    return _new(lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device,
+                requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """Like ``torch.arange``: integers give int64, any float argument gives the default float."""
     if end is None:
         start, end = 0, start
-    xp = backend.xp_for(device)
+    xp = backend.xp_for(device or "cpu")
     if dtype is None and all(isinstance(v, int) for v in (start, end, step)):
         dtype = np.int64
     return Tensor(xp.arange(start, end, step, dtype=_dtype(dtype)), requires_grad)
 
 
-def randn(*shape, dtype=None, device="cpu", requires_grad=False):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    xp = backend.xp_for(device or "cpu")
+    return Tensor(xp.linspace(start, end, int(steps), dtype=_dtype(dtype)), requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples from minigen's seeded generator (see ``manual_seed``)."""
-    gen = backend.rng(device)
-    return Tensor(gen.standard_normal(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+    gen = backend.rng(device or "cpu")
+    return Tensor(gen.standard_normal(_shape(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def rand(*shape, dtype=None, device="cpu", requires_grad=False):
+def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform [0, 1) samples from minigen's seeded generator."""
-    gen = backend.rng(device)
-    return Tensor(gen.random(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+    gen = backend.rng(device or "cpu")
+    return Tensor(gen.random(_shape(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def randint(low, high, shape, device="cpu"):
-    return Tensor(backend.rng(device).integers(low, high, size=shape))
+def randint(low, high=None, size=None, dtype=None, device=None):
+    """Integers uniform in [low, high): ``randint(high, size)`` or ``randint(low, high, size)``
+    (PyTorch's two forms); int64 unless ``dtype``."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: give the size, e.g. randint(10, (3,)) or randint(0, 10, (3,))")
+    size = (size,) if isinstance(size, int) else tuple(size)
+    values = backend.rng(device or "cpu").integers(low, high, size=size)
+    return Tensor(values.astype(np.int64 if dtype is None else np.dtype(dtype)))
 
 
-def _like(fn, t, dtype, requires_grad, **kw):
-    return fn(*t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad, **kw)
+def randperm(n, dtype=None, device=None):
+    """A random permutation of 0 .. n-1 (int64)."""
+    values = backend.rng(device or "cpu").permutation(int(n))
+    return Tensor(values.astype(np.int64 if dtype is None else np.dtype(dtype)))
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return _like(zeros, t, dtype, requires_grad)
+def _like(fn, t, dtype, device, requires_grad):
+    return fn(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
+              requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return _like(ones, t, dtype, requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(zeros, t, dtype, device, requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False):
-    return _like(randn, t, dtype, requires_grad)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(ones, t, dtype, device, requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
-    return _like(rand, t, dtype, requires_grad)
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(empty, t, dtype, device, requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=t.device,
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(randn, t, dtype, device, requires_grad)
+
+
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(rand, t, dtype, device, requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
                 requires_grad=requires_grad)
+

@@ -448,9 +448,9 @@ OP_CASES = [
     OpCase("std", lambda L, x, dim, keepdim, unbiased:
            L.std(x, dim=dim, unbiased=unbiased, keepdim=keepdim),
            reduction("distinct", min_count=2, unbiased=True)),
-    OpCase("max", lambda L, x, dim, keepdim: L.max(x, dim=dim, keepdim=keepdim),
+    OpCase("max", lambda L, x, dim, keepdim: L.amax(x, dim=dim, keepdim=keepdim),
            reduction("distinct")),
-    OpCase("min", lambda L, x, dim, keepdim: L.min(x, dim=dim, keepdim=keepdim),
+    OpCase("min", lambda L, x, dim, keepdim: L.amin(x, dim=dim, keepdim=keepdim),
            reduction("distinct")),
     OpCase("logsumexp", lambda L, x, dim, keepdim: L.logsumexp(x, dim=dim, keepdim=keepdim),
            reduction()),

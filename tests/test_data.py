@@ -370,7 +370,13 @@ def test_colours():
 
 # ------------------------------------------------------------------ DataLoader
 def _batches(loader):
-    return [tuple(a.copy() for a in b) for b in loader]
+    """Each batch as a tuple of NumPy copies (the loader yields tensors, as PyTorch's)."""
+    out = []
+    for b in loader:
+        b = b if isinstance(b, tuple) else (b,)
+        assert all(isinstance(a, mg.Tensor) for a in b)
+        out.append(tuple(a.numpy().copy() for a in b))
+    return out
 
 
 def test_loader_batches_in_order():
@@ -378,6 +384,10 @@ def test_loader_batches_in_order():
     loader = DataLoader((x, y), batch_size=4)
     batches = _batches(loader)
     assert len(loader) == 3 and [len(b[1]) for b in batches] == [4, 4, 2]
+    xb, yb = next(iter(DataLoader((x.astype(np.float32), y), batch_size=4)))
+    assert xb.dtype == np.float32 and yb.dtype == np.int64 and xb.size() == (4, 2)
+    assert isinstance(next(iter(DataLoader(x, batch_size=4))), mg.Tensor)  # a single array:
+    # batches are tensors, not 1-tuples (PyTorch's DataLoader over a plain array)
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     dropped = DataLoader((x, y), batch_size=4, drop_last=True)
     assert len(dropped) == 2 and [len(b[1]) for b in _batches(dropped)] == [4, 4]
@@ -388,27 +398,27 @@ def test_loader_batches_in_order():
 def test_loader_shuffles_reproducibly_and_differently_each_epoch():
     y = np.arange(50)
     loader = DataLoader(y, batch_size=8, shuffle=True, seed=1)
-    first = np.concatenate([b[0] for b in loader])
-    second = np.concatenate([b[0] for b in loader])
+    first = np.concatenate([b.numpy() for b in loader])
+    second = np.concatenate([b.numpy() for b in loader])
     np.testing.assert_array_equal(np.sort(first), y)  # each epoch: every example once
     assert not np.array_equal(first, second) and not np.array_equal(first, y)
     again = DataLoader(y, batch_size=8, shuffle=True, seed=1)
-    np.testing.assert_array_equal(np.concatenate([b[0] for b in again]), first)
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in again]), first)
     other = DataLoader(y, batch_size=8, shuffle=True, seed=2)
-    assert not np.array_equal(np.concatenate([b[0] for b in other]), first)
+    assert not np.array_equal(np.concatenate([b.numpy() for b in other]), first)
 
 
 @pytest.mark.parametrize("stop_after", [1, 3, 4, 6])  # mid-epoch, end of epoch, next epoch
 def test_loader_resumes_exactly_from_its_state(stop_after):
     y = np.arange(13)
     reference = DataLoader(y, batch_size=4, shuffle=True, seed=5)  # 4 batches per epoch
-    expected = [b[0] for epoch in range(3) for b in reference]
+    expected = [b.numpy() for epoch in range(3) for b in reference]
 
     run = DataLoader(y, batch_size=4, shuffle=True, seed=5)
     seen, state = [], None
     for _ in range(3):
-        for (batch,) in run:
-            seen.append(batch)
+        for batch in run:
+            seen.append(batch.numpy())
             if len(seen) == stop_after:
                 state = run.state_dict()  # saved while the batch is in use
         if state is not None:
@@ -417,7 +427,7 @@ def test_loader_resumes_exactly_from_its_state(stop_after):
 
     resumed = DataLoader(y, batch_size=4, shuffle=True, seed=999)
     resumed.load_state_dict(state)
-    rest = [b[0] for _ in range(3) for b in resumed]
+    rest = [b.numpy() for _ in range(3) for b in resumed]
     for got, want in zip(seen[:stop_after] + rest, expected):
         np.testing.assert_array_equal(got, want)
 

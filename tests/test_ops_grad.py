@@ -62,13 +62,16 @@ def test_max_min_ties_share_the_gradient_equally():
                                   [0, 0.5, 0, 0.5])
     three_way = [[4.0, 4.0, 4.0], [0.0, 1.0, 1.0]]
     weights = mg.tensor([1.0, 6.0], dtype="float64")
-    np.testing.assert_allclose(_grad(lambda t: (t.max(dim=1) * weights).sum(), three_way),
+    np.testing.assert_allclose(_grad(lambda t: (t.amax(dim=1) * weights).sum(), three_way),
                                [[1 / 3, 1 / 3, 1 / 3], [0, 3, 3]], rtol=1e-15)
     np.testing.assert_array_equal(
-        _grad(lambda t: t.max(dim=0, keepdim=True).sum(), [[1.0, 7.0], [1.0, 2.0]]),
+        _grad(lambda t: t.amax(dim=0, keepdim=True).sum(), [[1.0, 7.0], [1.0, 2.0]]),
         [[0.5, 1.0], [0.5, 0.0]])
-    np.testing.assert_array_equal(_grad(lambda t: t.max(dim=(0, 1)), [[2.0, 1.0], [2.0, 2.0]]),
+    np.testing.assert_array_equal(_grad(lambda t: t.amax(dim=(0, 1)), [[2.0, 1.0], [2.0, 2.0]]),
                                   [[1 / 3, 0], [1 / 3, 1 / 3]])
+    # max(dim) picks one index (the first of a tie) and gives it the whole gradient
+    np.testing.assert_array_equal(
+        _grad(lambda t: (t.max(dim=1).values * weights).sum(), three_way), [[1, 0, 0], [0, 6, 0]])
 
 
 def test_elementwise_ties_and_kinks_follow_torch():
@@ -182,7 +185,8 @@ def test_logsumexp_of_all_minus_infinity():
 def test_max_min_forward_match_numpy(shape, data):
     x = data.draw(distinct_values(shape))
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
-    np.testing.assert_array_equal(mg.tensor(x).max(dim=dim).numpy(),
-                                  x.astype(np.float32).max(axis=dim))
-    np.testing.assert_array_equal(mg.tensor(x).min(dim=dim, keepdim=True).numpy(),
-                                  x.astype(np.float32).min(axis=dim, keepdims=True))
+    values, indices = mg.tensor(x).max(dim=dim)
+    np.testing.assert_array_equal(values.numpy(), x.max(axis=dim))
+    np.testing.assert_array_equal(indices.numpy(), x.argmax(axis=dim))
+    np.testing.assert_array_equal(mg.tensor(x).min(dim=dim, keepdim=True).values.numpy(),
+                                  x.min(axis=dim, keepdims=True))

@@ -12,7 +12,9 @@ from strategies import basic_index, shapes
 # ------------------------------------------------------------------ creation
 def test_tensor_from_data_and_default_dtype():
     assert mg.tensor([1.0, 2.0]).dtype == np.float32           # floats: float32 by default
-    assert mg.tensor(np.array([1.0, 2.0])).dtype == np.float32
+    assert mg.tensor(np.array([1.0, 2.0])).dtype == np.float64  # arrays keep theirs (torch)
+    assert mg.tensor(np.array([1.0], np.float32)).dtype == np.float32
+    assert mg.tensor(np.float64(2.0)).dtype == np.float64
     assert mg.tensor([1, 2]).dtype == np.int64                 # integers stay integers
     assert mg.tensor([True, False]).dtype == np.bool_
     assert mg.tensor([1.0], dtype="float64").dtype == np.float64
@@ -20,7 +22,8 @@ def test_tensor_from_data_and_default_dtype():
     assert mg.tensor(2.5).shape == () and mg.tensor(2.5).item() == 2.5
     t = mg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     assert t.requires_grad and t.is_leaf and t.grad is None
-    assert t.shape == (2, 2) and t.ndim == 2 and t.size == 4 and len(t) == 2
+    assert t.shape == (2, 2) and t.ndim == 2 and t.numel() == 4 and len(t) == 2
+    assert t.size() == (2, 2) and t.size(0) == 2 and t.size(-1) == 2 and t.dim() == 2
     assert t.device == "cpu"
 
 

@@ -43,11 +43,11 @@ class TorchLib:
         return getattr(torch, name) if hasattr(torch, name) else getattr(F, name)
 
     @staticmethod
-    def max(x, dim=None, keepdim=False):  # minigen's max is amax (values; ties share)
+    def amax(x, dim=None, keepdim=False):  # torch.amax wants dim=() for "all dims"
         return torch.amax(x, dim=() if dim is None else dim, keepdim=keepdim)
 
     @staticmethod
-    def min(x, dim=None, keepdim=False):
+    def amin(x, dim=None, keepdim=False):
         return torch.amin(x, dim=() if dim is None else dim, keepdim=keepdim)
 
     @staticmethod
@@ -141,8 +141,11 @@ def _both(f_mg, f_t, values):
 def test_ties_match_torch():
     tied = [[3.0, 1.0, 3.0], [2.0, 2.0, 2.0]]
     _both(lambda x: x.max(), lambda x: x.amax(), tied)
-    _both(lambda x: x.min(dim=1), lambda x: x.amin(dim=1), tied)
-    _both(lambda x: x.max(dim=0, keepdim=True), lambda x: x.amax(dim=0, keepdim=True), tied)
+    _both(lambda x: x.amin(dim=1), lambda x: x.amin(dim=1), tied)
+    _both(lambda x: x.amax(dim=0, keepdim=True), lambda x: x.amax(dim=0, keepdim=True), tied)
+    # max(dim) / min(dim): the gradient goes to the one index returned, as in torch
+    _both(lambda x: x.max(dim=1).values, lambda x: x.max(dim=1).values, tied)
+    _both(lambda x: x.min(0, keepdim=True)[0], lambda x: x.min(0, keepdim=True)[0], tied)
     _both(lambda x: mg.maximum(x, mg.tensor(2.0, dtype="float64")),
           lambda x: torch.maximum(x, torch.tensor(2.0, dtype=torch.float64)), tied)
     _both(lambda x: x.clamp(1.0, 2.0), lambda x: x.clamp(1.0, 2.0), tied)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..options import integer
 from ..runs import CLIError
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist", "digits")
@@ -19,7 +20,7 @@ def add_data_arguments(p, default):
                    help=f"training data (default {default}); colours/ring/grid/moons are toy sets")
     p.add_argument("--subset", type=int, default=None,
                    help="use only the first N training and test rows (quick trials)")
-    p.add_argument("--n-toy", type=int, default=2000,
+    p.add_argument("--n-toy", type=integer(low=2), default=2000,
                    help="rows drawn for a toy dataset (default 2000)")
 
 
@@ -34,8 +35,6 @@ def load_data(args):
     else:
         from ..data import toy
         n = args.n_toy
-        if n < 2:
-            raise CLIError(f"--n-toy must be at least 2, got {n}")
         make = {"colours": lambda n, s: toy.colours(n, seed=s),
                 "ring": lambda n, s: toy.ring_of_gaussians(n, seed=s),
                 "grid": lambda n, s: toy.grid_of_gaussians(n, seed=s),

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ..runs import CLIError, Run, progress
+from ..options import natural, nonnegative
+from ..runs import CLIError, Run, check_finite_loss, progress
 from . import _classical as C
 
 
@@ -21,11 +22,11 @@ def add_arguments(p):
     C.add_data_arguments(p, default="ring")
     p.add_argument("--k", type=int, default=8, help="components (default 8)")
     p.add_argument("--covariance", default="full", choices=("full", "diag"))
-    p.add_argument("--reg-covar", type=float, default=1e-6)
+    p.add_argument("--reg-covar", type=nonnegative, default=1e-6)
     p.add_argument("--max-iter", type=int, default=100)
-    p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--tol", type=nonnegative, default=1e-4)
     p.add_argument("--init", default="kmeans", choices=("kmeans", "random"))
-    p.add_argument("--pca", type=int, default=40,
+    p.add_argument("--pca", type=natural, default=40,
                    help="for image data: principal components kept (default 40; 0 = none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/gmm", help="run folder (default runs/gmm)")
@@ -33,8 +34,6 @@ def add_arguments(p):
 
 def train(args):
     from ..models.gmm import GaussianMixture
-    if args.k < 1:
-        raise CLIError(f"--k must be at least 1, got {args.k}")
     run = Run(args.out)
     x, y, xt, yt, shape = C.load_data(args)
     mean, basis = np.zeros(x.shape[1]), None
@@ -48,6 +47,7 @@ def train(args):
     bar = progress(total=args.max_iter, desc="EM")
 
     def log(iteration, ll):
+        check_finite_loss(ll, iteration, name="log-likelihood")  # one EM iteration = one epoch
         bar.update(1)
         run.log(iteration=iteration, train_log_likelihood=ll,
                 seconds=time.perf_counter() - t0)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..options import nonnegative
 from ..runs import CLIError, Run, progress
 from . import _classical as C
 
@@ -20,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--k", type=int, default=10, help="clusters (default 10)")
     p.add_argument("--n-init", type=int, default=3, help="restarts (default 3)")
     p.add_argument("--max-iter", type=int, default=300)
-    p.add_argument("--tol", type=float, default=1e-4,
+    p.add_argument("--tol", type=nonnegative, default=1e-4,
                    help="delta of step 9, relative to the mean feature variance")
     p.add_argument("--init", default="k-means++", choices=("k-means++", "random"))
     p.add_argument("--metric", default="euclidean",
@@ -31,8 +32,6 @@ def add_arguments(p):
 
 def train(args):
     from ..models.kmeans import KMeans
-    if args.k < 1 or args.n_init < 1:
-        raise CLIError(f"--k and --n-init must be at least 1, got {args.k} and {args.n_init}")
     run = Run(args.out)
     x, y, xt, yt, shape = C.load_data(args)
     if len(x) < args.k:

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from ..runs import CLIError, Run, progress
+from ..options import below_one, natural, nonnegative, positive
+from ..runs import CLIError, Run, check_finite_loss, progress
 from . import _classical as C
 
 FIGURES = ("filters.png", "samples.png", "chain.png", "curves.png")
@@ -26,18 +27,18 @@ def add_arguments(p):
     p.add_argument("--hidden", type=int, default=256, help="hidden units (default 256)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    p.add_argument("--lr", type=positive, default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--k", type=int, default=1, help="Gibbs steps per update: CD-k (default 1)")
     p.add_argument("--pcd", action="store_true", help="persistent contrastive divergence")
-    p.add_argument("--momentum", type=float, default=0.5)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--momentum", type=below_one, default=0.5)
+    p.add_argument("--weight-decay", type=nonnegative, default=1e-4)
     p.add_argument("--lr-schedule", default="constant", choices=("constant", "exponential"))
     p.add_argument("--visible", default="bernoulli", choices=("bernoulli", "gaussian"),
                    help="gaussian: real-valued (standardised) pixels")
     p.add_argument("--no-binarize", action="store_true",
                    help="Bernoulli units on grey levels instead of binarised pixels")
     p.add_argument("--ais-chains", type=int, default=100, help="AIS chains (default 100)")
-    p.add_argument("--ais-betas", type=int, default=10000,
+    p.add_argument("--ais-betas", type=natural, default=10000,
                    help="AIS inverse temperatures (default 10000; 0 skips AIS)")
     p.add_argument("--gibbs-steps", type=int, default=1000,
                    help="Gibbs steps for the sample figures (default 1000)")
@@ -68,8 +69,6 @@ def build(args):
 
 
 def train(args):
-    if args.epochs < 1 or args.hidden < 1 or args.k < 1:
-        raise CLIError("--epochs, --hidden and --k must be at least 1")
     run = Run(args.out, resume=args.resume)
     x, _, xt, _, shape = C.load_data(args)
     x, stats = prepare(x, args)
@@ -83,6 +82,7 @@ def train(args):
         bar = progress(total=-(-len(x) // args.batch_size), desc=f"epoch {epoch}/{args.epochs}")
         recon = rbm.train_epoch(x, progress=lambda it: _ticking(it, bar))
         bar.close()
+        check_finite_loss(recon, epoch, name="reconstruction error")  # before the checkpoint
         record = {"epoch": epoch, "lr": rbm.current_learning_rate(), "train_recon": recon,
                   "test_recon": rbm.reconstruction_error(evt),
                   "seconds": time.perf_counter() - t0}

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ..runs import CLIError, Run, progress
+from ..options import nonnegative, positive
+from ..runs import CLIError, Run, check_finite_loss, progress
 from . import _classical as C
 
 SNAPSHOT_EPOCHS = (1, 10, 20, 30)
@@ -29,11 +30,11 @@ def add_arguments(p):
                    choices=("euclidean", "dot", "manhattan", "supremum"))
     p.add_argument("--neighbourhood", default="gaussian", choices=("gaussian", "bubble"))
     p.add_argument("--topology", default="rectangular", choices=("rectangular", "hexagonal"))
-    p.add_argument("--lr", type=float, default=0.5, help="alpha0 (default 0.5)")
-    p.add_argument("--lr-final", type=float, default=0.01, help="alpha at the end (0.01)")
-    p.add_argument("--sigma", type=float, default=None,
+    p.add_argument("--lr", type=positive, default=0.5, help="alpha0 (default 0.5)")
+    p.add_argument("--lr-final", type=positive, default=0.01, help="alpha at the end (0.01)")
+    p.add_argument("--sigma", type=nonnegative, default=None,
                    help="initial neighbourhood width (default max(rows, cols)/2; 0 = WTA)")
-    p.add_argument("--sigma-final", type=float, default=1.0)
+    p.add_argument("--sigma-final", type=nonnegative, default=1.0)
     p.add_argument("--init", default="sample", choices=("sample", "random", "pca"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/som", help="run folder (default runs/som)")
@@ -50,8 +51,6 @@ def build(args):
 
 
 def train(args):
-    if args.epochs < 1:
-        raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
     run = Run(args.out, resume=args.resume)
     x, y, xt, yt, shape = C.load_data(args)
     som = build(args).initialise(x, total_epochs=args.epochs)
@@ -59,7 +58,8 @@ def train(args):
     snapshots = {}
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
-        qe = _epoch(som, x, epoch, args.epochs)
+        qe = check_finite_loss(_epoch(som, x, epoch, args.epochs), epoch,
+                               name="quantisation error")
         record = {"epoch": epoch, "alpha": float(som.alpha(som.n_steps_)),
                   "sigma": float(som.width(som.n_steps_)), "train_qe": qe,
                   "train_te": som.topographic_error(x), "test_qe": som.quantization_error(xt),

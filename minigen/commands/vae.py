@@ -20,7 +20,8 @@ import numpy as np
 
 import minigen as mg
 
-from ..runs import CLIError, Run, progress
+from ..options import natural, nonnegative, positive
+from ..runs import CLIError, Run, check_finite_loss, progress
 
 DATASETS = ("fashion-mnist", "mnist", "digits")
 # what must match between a checkpoint and the command that resumes it
@@ -38,22 +39,22 @@ def add_arguments(p):
     p.add_argument("--latent", type=int, default=20, help="latent dimension (default 20)")
     p.add_argument("--hidden", type=int, default=None,
                    help="hidden units (default 400 for the MLP, 256 for --conv)")
-    p.add_argument("--beta", type=float, default=1.0,
+    p.add_argument("--beta", type=nonnegative, default=1.0,
                    help="weight of the KL term: 1 = VAE, >1 = beta-VAE (default 1)")
     p.add_argument("--conditional", action="store_true",
                    help="conditional VAE: the class label is fed to encoder and decoder")
     p.add_argument("--conv", action="store_true", help="convolutional encoder and decoder")
     p.add_argument("--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"),
                    help="decoder distribution (default bernoulli)")
-    p.add_argument("--sigma", type=float, default=None,
+    p.add_argument("--sigma", type=positive, default=None,
                    help="gaussian decoder: fixed pixel std (default: learned per pixel)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--iwae-k", type=int, default=100,
+    p.add_argument("--lr", type=positive, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--iwae-k", type=natural, default=100,
                    help="importance samples for the final test log-likelihood (0: skip)")
     p.add_argument("--iwae-n", type=int, default=1000,
                    help="test images used for the IWAE estimate (default 1000)")
-    p.add_argument("--figures-every", type=int, default=1, metavar="N",
+    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
                    help="redraw the figures every N epochs and after the last (default 1; "
                         "0: no figures)")
     p.add_argument("--subset", type=int, default=None,
@@ -110,8 +111,6 @@ def model_from_checkpoint(state, where):
 
 # ============================================================== training
 def train(args):
-    if args.epochs < 1:
-        raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
     run = Run(args.out, resume=args.resume)
     x, y, xt, yt, classes, image_shape = load_data(args.dataset, args.subset)
     config = config_from_args(args, image_shape)
@@ -140,8 +139,9 @@ def train(args):
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
         tr = train_epoch(model, optimizer, loader, args.beta, device, cond,
-                         desc=f"epoch {epoch}/{args.epochs}")
+                         desc=f"epoch {epoch}/{args.epochs}", epoch=epoch)
         te = evaluate(model, xt, yt if cond else None, device, seed=args.seed)
+        check_finite_loss(te["recon"] + te["kl"], epoch, name="test loss")
         record = {"epoch": epoch, "train_loss": tr["loss"], "train_recon": tr["recon"],
                   "train_kl": tr["kl"], "test_neg_elbo": te["recon"] + te["kl"],
                   "test_recon": te["recon"], "test_kl": te["kl"]}
@@ -171,13 +171,15 @@ def _epoch_line(r, epochs):
     return line + f"  [{r['seconds']:.1f} s]"
 
 
-def train_epoch(model, optimizer, loader, beta, device, conditional, desc="epoch"):
-    """One pass over ``loader``: Adam steps on the (beta-)negative ELBO; mean loss parts."""
+def train_epoch(model, optimizer, loader, beta, device, conditional, desc="epoch", epoch=None):
+    """One pass over ``loader``: Adam steps on the (beta-)negative ELBO; mean loss parts.
+    Stops (``NonFiniteLoss``) at the first non-finite loss, before it reaches the weights."""
     totals, seen = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
     bar = progress(loader, total=len(loader), desc=desc)
     for step, (xb, yb) in enumerate(bar):
-        x = mg.tensor(xb, device=device)
+        x = xb.to(device)
         parts = model.elbo_parts(x, yb if conditional else None, beta=beta)
+        check_finite_loss(parts["loss"].item(), epoch, step)
         optimizer.zero_grad()
         parts["loss"].backward()
         optimizer.step()
@@ -254,6 +256,10 @@ def _restore(run, model, optimizer, loader, config):
         raise CLIError(f"--resume: {where} does not fit this model ({_one_line(e)})") from None
     mg.set_rng_state(json.loads(_text(state["rng"])))
     run.history = json.loads(_text(state["history"]))
+    for group in optimizer.param_groups:  # --lr on --resume wins (e.g. after a NaN stop)
+        if group["lr"] != config["lr"]:
+            print(f"learning rate {group['lr']} -> {config['lr']}")
+            group["lr"] = config["lr"]
     return int(state["epoch"])
 
 

@@ -13,7 +13,7 @@ from .datasets import (SOURCES, ChecksumError, DataNotFoundError, FashionMNIST, 
                        cache_dir, download_file, load_dataset, load_digits, load_fashion_mnist,
                        load_mnist, locate)
 from .idx import IDX_DTYPES, IDXError, read_idx, write_idx
-from .loader import DataLoader, TensorDataset
+from .loader import DataLoader, Dataset, TensorDataset, default_collate
 from .toy import (colours, grid_centers, grid_of_gaussians, ring_centers, ring_of_gaussians,
                   two_moons)
 
@@ -23,5 +23,5 @@ __all__ = [
     "DataNotFoundError", "ChecksumError", "cache_dir", "locate", "download_file", "SOURCES",
     "ring_of_gaussians", "grid_of_gaussians", "ring_centers", "grid_centers", "two_moons",
     "colours",
-    "DataLoader", "TensorDataset",
+    "DataLoader", "Dataset", "TensorDataset", "default_collate",
 ]

@@ -151,7 +151,7 @@ def train_classifier(X, y, epochs=3, batch_size=128, lr=1e-3, seed=0, progress=T
             loss.backward()
             opt.step()
             total_loss += loss.item() * len(yb)
-            correct += int((backend.to_numpy(logits.data).argmax(axis=1) == yb).sum())
+            correct += (logits.argmax(dim=1) == yb).sum().item()
             seen += len(yb)
         record = dict(epoch=epoch, loss=total_loss / seen, train_acc=correct / seen,
                       seconds=time.perf_counter() - start)

@@ -31,6 +31,7 @@ from .. import nn
 from ..autograd import Function, is_grad_enabled, no_grad
 from ..backend import get_array_module
 from ..kernels import cuda_for
+from ..nn import functional as F
 from ..nn.functional import bernoulli_log_likelihood, kl_normal
 from ..ops import cat, logsumexp
 from ..tensor import Tensor, randn, randn_like
@@ -117,13 +118,10 @@ def standard_normal_log_prob(z):
 
 
 def one_hot(y, num_classes, like):
-    """Labels (N,) -> float one-hot rows (N, num_classes), on ``like``'s device and dtype."""
-    xp = get_array_module(like.data)
-    labels = xp.asarray(y.data if isinstance(y, Tensor) else y).astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"one_hot: labels must lie in 0..{num_classes - 1}, found "
-                         f"{int(labels.min())}..{int(labels.max())}")
-    return Tensor(xp.eye(num_classes, dtype=like.dtype)[labels])
+    """Labels (N,) -> float one-hot rows (N, num_classes), on ``like``'s device and dtype
+    (``nn.functional.one_hot``, converted for the conditional VAE's inputs)."""
+    labels = y if isinstance(y, Tensor) else Tensor(np.asarray(y))
+    return F.one_hot(labels.long().to(like.device), num_classes).to(like.dtype)
 
 
 # ============================================================== the models

@@ -6,16 +6,22 @@ parameters and options), ``init.py`` (how weights start).
 """
 from . import functional, init
 from .layers import (ELU, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout,
-                     Embedding, Flatten, Identity, LayerNorm, LeakyReLU, Linear, LogSoftmax,
-                     MaxPool2d, ReLU, Sigmoid, Softmax, Softplus, Tanh, Unflatten, Upsample)
+                     Dropout2d, Embedding, Flatten, Identity, LayerNorm, LeakyReLU, Linear,
+                     LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
+                     Unflatten, Upsample)
 from .losses import (BCELoss, BCEWithLogitsLoss, BernoulliLogLikelihood, CrossEntropyLoss,
-                     GaussianNLLLoss, KLNormalLoss, MSELoss, NLLLoss)
+                     GaussianNLLLoss, KLDivLoss, KLNormalLoss, L1Loss, MSELoss, NLLLoss,
+                     SmoothL1Loss)
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 
 def __getattr__(name):
-    # torch.nn.utils.clip_grad_norm_ lives with the optimizers here; reachable as nn.<name> too
+    # torch.nn.utils.clip_grad_norm_ lives with the optimizers here; reachable as nn.<name>
+    # and nn.utils.<name> too
     if name in ("clip_grad_norm_", "clip_grad_value_", "clamp_weights_"):
         from .. import optim
         return getattr(optim, name)
+    if name == "utils":
+        import importlib
+        return importlib.import_module(f"{__name__}.utils")
     raise AttributeError(f"module 'minigen.nn' has no attribute {name!r}")

@@ -25,10 +25,12 @@ from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..kernels import cuda_for
-from ..ops import (clamp, elu, exp, getitem, leaky_relu, log, log_softmax, matmul, mean,
-                   permute, relu, reshape, sigmoid, softmax, sum, tanh, transpose, unbroadcast,
-                   where)
+from .. import ops
+from ..ops import (clamp, exp, getitem, log, log_softmax, matmul, mean, pad, permute, reshape,
+                   sigmoid, softmax, sum, tanh, transpose, unbroadcast, where)
 from ..ops import softplus as _softplus
+from ..ops.inplace import inplace as _inplace
+from ..ops.random import standard_gumbel
 from ..ops.shape import as_tensor, broadcast_to
 from ..tensor import Tensor
 
@@ -39,6 +41,8 @@ __all__ = [
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
     "nll_loss", "kl_normal", "gaussian_nll_loss", "bernoulli_log_likelihood",
     "mse", "bce", "bce_with_logits", "nll", "gaussian_nll",
+    "pad", "one_hot", "gumbel_softmax", "l1_loss", "smooth_l1_loss", "kl_div", "logsigmoid",
+    "silu", "normalize", "cosine_similarity", "dropout2d",
 ]
 
 
@@ -200,7 +204,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm: {name} of shape {t.shape} does not match the "
                              f"{C} channels of input {input.shape}")
     if training:
-        count = input.size // C
+        count = input.numel() // C
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {input.shape}")
@@ -332,6 +336,35 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
 
 
 # ================================================================== activations
+def _maybe_inplace(input, op, fn, inplace):
+    """``fn(input)``, or -- with ``inplace=True``, as PyTorch's ``F.relu(x, inplace=True)`` --
+    written into ``input`` itself (see ``minigen.ops.inplace`` for the rules)."""
+    return _inplace(input, op + "_", fn) if inplace else fn(input)
+
+
+def relu(input, inplace=False):
+    return _maybe_inplace(input, "relu", ops.relu, inplace)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _maybe_inplace(input, "leaky_relu",
+                          lambda x: ops.leaky_relu(x, negative_slope), inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _maybe_inplace(input, "elu", lambda x: ops.elu(x, alpha), inplace)
+
+
+def logsigmoid(input):
+    """log sigmoid(x) = -softplus(-x), stable for large |x|."""
+    return -_softplus(-input)
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x) (the swish of Ramachandran et al. 2017)."""
+    return _maybe_inplace(input, "silu", lambda x: x * sigmoid(x), inplace)
+
+
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta; where beta x > threshold it is x itself (as torch)."""
     y = _softplus(input) if beta == 1 else _softplus(input * beta) / beta
@@ -453,7 +486,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     op = "binary_cross_entropy"
     _check_reduction(reduction, op)
     target = _target(input, target, op)
-    lo, hi = (float(input.data.min()), float(input.data.max())) if input.size else (0.0, 1.0)
+    lo, hi = (float(input.data.min()), float(input.data.max())) if input.numel() else (0.0, 1.0)
     if not (0.0 <= lo and hi <= 1.0):
         raise ValueError(f"{op}: input values must lie in [0, 1] (probabilities), found "
                          f"[{lo:.4g}, {hi:.4g}]; for raw scores use "
@@ -510,7 +543,7 @@ class BCEWithLogits(Function):
     def backward(self, g):
         x, t = self.inputs
         if self.reduction == "mean":
-            g = g / x.size
+            g = g / x.numel()
         gx = gt = None
         if self.needs_input_grad[0] and cuda_for(x.data) is not None and not is_grad_enabled():
             gx = Tensor(cuda_for(x.data).bce_with_logits_backward(g.data, x.data, t.data, self.e))
@@ -700,3 +733,109 @@ bce = binary_cross_entropy
 bce_with_logits = binary_cross_entropy_with_logits
 nll = nll_loss
 gaussian_nll = gaussian_nll_loss
+
+
+# ================================================================== more losses
+def l1_loss(input, target, reduction="mean"):
+    """Mean absolute error |input - target|."""
+    return _reduce((input - _target(input, target, "l1_loss")).abs(), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """Huber-like loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (torch's)."""
+    d = (input - _target(input, target, "smooth_l1_loss")).abs()
+    if beta == 0:
+        return _reduce(d, reduction, "smooth_l1_loss")
+    loss = where(Tensor(d.data < beta), 0.5 * d * d / beta, d - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL(target || q) with ``input`` = log q (log-probabilities), as ``torch.nn.functional
+    .kl_div``: pointwise ``target * (log target - input)``; use ``reduction='batchmean'`` for
+    the true KL per sample ('mean' divides by every element, PyTorch's default)."""
+    target = _target(input, target, "kl_div")
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:  # t log t is taken as 0 where t = 0
+        log_t = log(where(Tensor(target.data > 0), target, 1.0))
+        loss = target * (log_t - input)
+    return _reduce(loss, reduction, "kl_div")
+
+
+# ================================================================== vectors
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """x / max(||x||_p, eps) along ``dim`` (unit vectors)."""
+    n = ops.norm(input, p, dim=dim, keepdim=True)
+    return input / ops.clamp(n, min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """<x1, x2> / (max(||x1||, eps) max(||x2||, eps)) along ``dim``."""
+    n1 = ops.clamp(ops.norm(x1, dim=dim), min=eps)
+    n2 = ops.clamp(ops.norm(x2, dim=dim), min=eps)
+    return sum(x1 * x2, dim=dim) / (n1 * n2)
+
+
+def dropout2d(input, p=0.5, training=True):
+    """Zero whole channels (N, C, H, W) with probability ``p``, scale the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: probability p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if input.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected (N, C, H, W) or (C, H, W), got {input.shape}")
+    shape = input.shape[:-2] + (1, 1)
+    u = backend.rng(input.device).random(shape, dtype=input.dtype)
+    mask = (u >= p).astype(input.dtype)
+    if p < 1.0:
+        mask *= 1.0 / (1.0 - p)
+    return input * Tensor(mask)
+
+
+# ================================================================== categorical
+def one_hot(tensor, num_classes=-1):
+    """Integer class indices (any shape) -> int64 one-hot vectors along a new last dim of
+    length ``num_classes`` (the largest index + 1 when -1), as ``torch.nn.functional.one_hot``."""
+    idx = _index_array(tensor, tensor if isinstance(tensor, Tensor) else Tensor(
+        np.asarray(tensor)), "one_hot")
+    xp = get_array_module(idx)
+    if num_classes == -1:
+        num_classes = int(idx.max()) + 1 if idx.size else 0
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+        raise ValueError(f"one_hot: class values must lie in 0..{num_classes - 1}, found "
+                         f"{int(idx.min())}..{int(idx.max())}")
+    return Tensor(xp.eye(num_classes, dtype=np.int64)[idx])
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, *, noise=None):
+    """A differentiable sample of a categorical distribution (Jang, Gu & Poole 2017;
+    Maddison, Mnih & Teh 2017), with PyTorch's signature::
+
+        y = softmax((logits + g) / tau),   g ~ Gumbel(0, 1) i.i.d.
+
+    ``logits`` are unnormalised log-probabilities (log p up to a constant). As tau -> 0, y
+    approaches the one-hot vector of argmax(logits + g), which is distributed exactly as
+    softmax(logits) (the Gumbel-max trick). ``hard=True`` returns that one-hot vector while
+    the gradient is the soft sample's (straight-through: ``y_hard - y.detach() + y``).
+
+    ``noise`` fixes g (a tensor of ``logits``' shape, e.g. from ``ops.standard_gumbel``) so
+    tests and exercises are repeatable; by default it is drawn from minigen's generator.
+    ``eps`` is accepted for PyTorch's signature (it is unused there too).
+    """
+    if tau <= 0:
+        raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
+    if noise is None:
+        noise = standard_gumbel(logits.shape, dtype=logits.dtype, device=logits.device)
+    elif noise.shape != logits.shape:
+        raise ValueError(f"gumbel_softmax: noise of shape {noise.shape} for logits of shape "
+                         f"{logits.shape}")
+    y = softmax((logits + noise) / tau, dim=dim)
+    if not hard:
+        return y
+    xp = get_array_module(y.data)
+    axis = dim % y.ndim
+    index = xp.expand_dims(y.data.argmax(axis=axis), axis)
+    positions = xp.arange(y.shape[axis]).reshape([-1 if k == axis else 1 for k in range(y.ndim)])
+    y_hard = Tensor((positions == index).astype(y.dtype))
+    return y_hard - y.detach() + y

@@ -13,8 +13,8 @@ All draws come from ``minigen.backend.rng``, so ``minigen.manual_seed`` makes th
 """
 import math
 
-from .. import backend
 from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -58,24 +58,29 @@ def _fan(tensor, mode):
 
 
 # ------------------------------------------------------------------ basic fills
+def _view(target):
+    """A Tensor sharing ``target``'s memory: PyTorch code passes ``p.data``, which is the
+    array itself here (``nn.init.normal_(m.weight.data, 0, 0.02)`` fills the weight)."""
+    return target if isinstance(target, Tensor) else Tensor(target)
+
+
 def uniform_(tensor, a=0.0, b=1.0):
-    """Fill with U(a, b)."""
+    """Fill with U(a, b) (``Tensor.uniform_``)."""
     with no_grad():
-        u = backend.rng(tensor.device).random(tensor.shape, dtype=tensor.dtype)
-        tensor.data[...] = a + (b - a) * u
+        _view(tensor).uniform_(a, b)
     return tensor
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    """Fill with N(mean, std^2)."""
+    """Fill with N(mean, std^2) (``Tensor.normal_``)."""
     with no_grad():
-        z = backend.rng(tensor.device).standard_normal(tensor.shape, dtype=tensor.dtype)
-        tensor.data[...] = mean + std * z
+        _view(tensor).normal_(mean, std)
     return tensor
 
 
 def constant_(tensor, val):
-    tensor.data[...] = val
+    with no_grad():
+        _view(tensor).fill_(val)
     return tensor
 
 

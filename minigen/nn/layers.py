@@ -251,6 +251,13 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) with probability p (Tompson et al. 2015)."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
+
+
 class Embedding(Module):
     """A lookup table: row i of ``weight`` (num_embeddings, embedding_dim) for index i.
 
@@ -349,6 +356,14 @@ class LeakyReLU(Module):
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
+
+
+class SiLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, x):
+        return F.silu(x)
 
 
 class Sigmoid(Module):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
-from ..tensor import Tensor
+from ..tensor import Tensor, parse_to
 
 
 class Parameter(Tensor):
@@ -238,15 +238,16 @@ class Module:
             else:
                 p.grad.data[...] = 0
 
-    def to(self, device=None, dtype=None):
-        """Move every parameter and buffer to ``device`` and/or cast floats to ``dtype``, in place.
+    def to(self, *args, **kwargs):
+        """Move every parameter and buffer to a device and/or cast floats to a dtype, in place:
+        ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` as in PyTorch.
 
         The Parameter objects stay the same (only their arrays change), so an optimizer
         built before the move still updates them.
         """
+        device, dtype, _ = parse_to(args, kwargs)
         if device is not None:
             device = backend.check_device(device)
-        dtype = None if dtype is None else np.dtype(dtype)
 
         def convert(array):
             if dtype is not None and array.dtype.kind == "f":

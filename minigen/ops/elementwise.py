@@ -153,6 +153,22 @@ class Sqrt(Function):
         return g / (2 * self.output)
 
 
+class Sin(Function):
+    def forward(self, a):
+        return get_array_module(a).sin(a)
+
+    def backward(self, g):
+        return g * cos(self.inputs[0])
+
+
+class Cos(Function):
+    def forward(self, a):
+        return get_array_module(a).cos(a)
+
+    def backward(self, g):
+        return -(g * sin(self.inputs[0]))
+
+
 def _python_scalar(v):
     """A NumPy scalar as the Python number it holds: a Python number is 'weak' in NumPy's
     type promotion, so float32 ** np.float64(2) stays float32 instead of turning float64."""
@@ -228,19 +244,24 @@ class Where(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def add(a, b):
-    return Add.apply(*_binary(a, b, "add"))
+def add(a, b, *, alpha=1):
+    """``a + alpha * b`` (``torch.add``)."""
+    return Add.apply(*_binary(a, b if alpha == 1 else b * alpha, "add"))
 
 
-def sub(a, b):
-    return Sub.apply(*_binary(a, b, "sub"))
+def sub(a, b, *, alpha=1):
+    """``a - alpha * b`` (``torch.sub``)."""
+    return Sub.apply(*_binary(a, b if alpha == 1 else b * alpha, "sub"))
 
 
 def mul(a, b):
     return Mul.apply(*_binary(a, b, "mul"))
 
 
-def div(a, b):
+def div(a, b, *, rounding_mode=None):
+    if rounding_mode is not None:
+        raise NotImplementedError(f"div: rounding_mode={rounding_mode!r} is not implemented "
+                                  "(it has no gradient); use (a / b).floor() on the values")
     return Div.apply(*_binary(a, b, "div"))
 
 
@@ -269,6 +290,31 @@ def log1p(x):
 
 def sqrt(x):
     return Sqrt.apply(x)
+
+
+def sin(x):
+    return Sin.apply(x)
+
+
+def cos(x):
+    return Cos.apply(x)
+
+
+def square(x):
+    return x * x
+
+
+def reciprocal(x):
+    return 1 / x
+
+
+def rsqrt(x):
+    return PowScalar.apply(x, p=-0.5)
+
+
+def lerp(start, end, weight):
+    """``start + weight * (end - start)`` (``torch.lerp``: exponential moving averages)."""
+    return start + weight * (end - start)
 
 
 def abs(x):
@@ -316,3 +362,98 @@ def compare(a, b, op):
     """Elementwise comparison (op: 'less', 'equal', ...); a bool Tensor, never differentiable."""
     a, b = _binary(a, b, op)
     return Tensor(getattr(get_array_module(a.data), op)(a.data, b.data))
+
+
+def _comparison(name, op):
+    def method(a, b):
+        return compare(a, b, op)
+    method.__name__, method.__doc__ = name, f"``a {name} b`` elementwise: ``compare(a, b, {op!r})``."
+    return method
+
+
+# torch's method names of ==, !=, <, <=, >, >=
+eq, ne, lt, le, gt, ge = (_comparison(n, op) for n, op in (
+    ("eq", "equal"), ("ne", "not_equal"), ("lt", "less"), ("le", "less_equal"),
+    ("gt", "greater"), ("ge", "greater_equal")))
+
+
+def equal(a, b):
+    """True when both tensors have one shape and the same entries (a Python bool)."""
+    return a.shape == b.shape and bool(compare(a, b, "equal").data.all())
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _binary(a, b, "isclose")
+    xp = get_array_module(a.data)
+    return Tensor(xp.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(isclose(a, b, rtol, atol, equal_nan).data.all())
+
+
+def _constant_of(x, fn):
+    """An elementwise function with no useful gradient (rounding, tests): a constant Tensor."""
+    return Tensor(getattr(get_array_module(x.data), fn)(x.data))
+
+
+def isnan(x):
+    return _constant_of(x, "isnan")
+
+
+def isinf(x):
+    return _constant_of(x, "isinf")
+
+
+def isfinite(x):
+    return _constant_of(x, "isfinite")
+
+
+def floor(x):
+    """Rounded down; a constant (its derivative is 0 almost everywhere), as ``sign``."""
+    return _constant_of(x, "floor")
+
+
+def ceil(x):
+    return _constant_of(x, "ceil")
+
+
+def round(x):
+    return _constant_of(x, "round")
+
+
+def logical(a, b, op):
+    """``&``, ``|``, ``^``, ``~`` on bool (or integer) tensors: masks, never differentiable."""
+    if b is None:
+        operands = (a,)
+    else:
+        a, b = (t if isinstance(t, Tensor) else as_tensor(t, like=o) for t, o in ((a, b), (b, a)))
+        operands = (a, b)
+    for t in operands:
+        if t.dtype.kind not in "biu":
+            raise TypeError(f"{op}: only bool and integer tensors, got {t.dtype} (compare first, "
+                            "e.g. (x > 0) & (y < 1))")
+    xp = get_array_module(a.data)
+    return Tensor(getattr(xp, op)(*(t.data for t in operands)))
+
+
+def logical_and(a, b):
+    return logical(a.bool(), b.bool(), "logical_and")
+
+
+def logical_or(a, b):
+    return logical(a.bool(), b.bool(), "logical_or")
+
+
+def logical_not(a):
+    return logical(a.bool(), None, "logical_not")
+
+
+def masked_fill(x, mask, value):
+    """``x`` with ``value`` where ``mask`` is True (``torch.Tensor.masked_fill``)."""
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    if getattr(mask, "dtype", None) != np.bool_:
+        raise TypeError("masked_fill: the mask must be a bool tensor")
+    xp = get_array_module(x.data)
+    mask = xp.broadcast_to(mask, x.shape)
+    return where(mask, value, x)

@@ -42,3 +42,26 @@ def matmul(a, b):
 
 def outer(a, b):
     return matmul(unsqueeze(a, 1), unsqueeze(b, 0))
+
+
+def mm(a, b):
+    """Matrix product of two 2-D tensors (``torch.mm``: no broadcasting, no 1-D operands)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects two matrices, got shapes {a.shape} and {b.shape} "
+                         "(use matmul for batches and vectors)")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    """Batched matrix product of (B, n, k) and (B, k, m) (``torch.bmm``)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expects (B, n, k) and (B, k, m) with one B, got shapes "
+                         f"{a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    """Inner product of two 1-D tensors of one length."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"dot: expects two 1-D tensors, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)

@@ -136,7 +136,44 @@ def broadcast_to(x, *shape):
     return BroadcastTo.apply(x, shape=tuple(shape))
 
 
-expand = broadcast_to
+def expand(x, *sizes):
+    """``broadcast_to`` where -1 keeps a dimension's size (``torch.Tensor.expand``)."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    return broadcast_to(x, shape)
+
+
+def expand_as(x, other):
+    return broadcast_to(x, other.shape)
+
+
+def view_as(x, other):
+    return reshape(x, other.shape)
+
+
+reshape_as = view_as
+
+
+def t(x):
+    """Transpose of a matrix (a 0-D or 1-D tensor is returned as it is), as ``torch.t``."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor of at most 2 dimensions, got {x.shape}; use "
+                         "transpose(dim0, dim1) or permute")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def repeat(x, *sizes):
+    """Tile ``x``: ``repeat(2, 3)`` stacks 2 copies along dim 0 and 3 along dim 1
+    (``torch.Tensor.repeat``). A broadcast then a reshape, so the gradient sums the copies."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor with {x.ndim} dims")
+    shape = (1,) * (len(sizes) - x.ndim) + x.shape
+    spread = tuple(d for n in shape for d in (1, n))
+    tiled = tuple(d for r, n in zip(sizes, shape) for d in (r, n))
+    return reshape(broadcast_to(reshape(x, spread), tiled),
+                   tuple(r * n for r, n in zip(sizes, shape)))
 
 
 # ------------------------------------------------------------------ joining and splitting
@@ -281,12 +318,93 @@ class IndexAdd(Function):
         return getitem(gg, self.index)
 
 
+class IndexPut(Function):
+    """``out = a`` with ``out[index] = v`` (v broadcast): the gradient of ``a`` is g with the
+    written entries zeroed, that of ``v`` the gradient at the written entries."""
+
+    def forward(self, a, v, index):
+        self.index = index
+        out = a.copy()
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        a, v = self.inputs
+        ga = gv = None
+        if self.needs_input_grad[0]:
+            keep = get_array_module(g.data).ones(a.shape, dtype=g.dtype)
+            keep[self.index] = 0
+            ga = g * Tensor(keep)
+        if self.needs_input_grad[1]:
+            gv = unbroadcast(getitem(g, self.index), v.shape)
+        return ga, gv
+
+
+def index_put(x, index, values):
+    """A copy of ``x`` with ``values`` written at ``index`` (``x[index] = values`` as a
+    differentiable op; ``Tensor.__setitem__`` uses it)."""
+    index = _raw_index(index)
+    if values.dtype != x.dtype:
+        values = astype(values, x.dtype)
+    try:
+        return IndexPut.apply(x, values, index=index)
+    except (IndexError, ValueError) as e:
+        raise type(e)(f"setitem: cannot write values of shape {values.shape} at index "
+                      f"{index!r} of a tensor of shape {x.shape}: {e}") from None
+
+
 def getitem(x, index):
     index = _raw_index(index)
     try:
         return GetItem.apply(x, index=index)
     except IndexError as e:
         raise IndexError(f"getitem: index {index!r} on a tensor of shape {x.shape}: {e}") from None
+
+
+def gather(x, dim, index):
+    """``out[i][j] = x[i][index[i][j]]`` for dim=1 (and likewise for any dim), as
+    ``torch.gather``. An advanced index, so the gradient is scattered back to the picked
+    entries (repeated picks add up)."""
+    idx = index.data if isinstance(index, Tensor) else get_array_module(x.data).asarray(index)
+    if idx.ndim != x.ndim:
+        raise ValueError(f"gather: index of shape {idx.shape} needs as many dims as the input "
+                         f"{x.shape}")
+    dim = _norm_dim(dim, x.ndim, "gather")
+    xp = get_array_module(idx)
+    parts = tuple(idx if d == dim else
+                  xp.arange(idx.shape[d]).reshape([-1 if k == d else 1 for k in range(idx.ndim)])
+                  for d in range(x.ndim))
+    return getitem(x, parts)
+
+
+def index_select(x, dim, index):
+    """The entries of ``x`` at positions ``index`` (1-D integers) along ``dim``."""
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    return getitem(x, (slice(None),) * _norm_dim(dim, x.ndim, "index_select") + (idx,))
+
+
+def narrow(x, dim, start, length):
+    return getitem(x, (slice(None),) * _norm_dim(dim, x.ndim, "narrow") +
+                   (slice(start, start + length),))
+
+
+def select(x, dim, index):
+    return getitem(x, (slice(None),) * _norm_dim(dim, x.ndim, "select") + (index,))
+
+
+def unbind(x, dim=0):
+    """The slices of ``x`` along ``dim``, that dim removed."""
+    dim = _norm_dim(dim, x.ndim, "unbind")
+    return tuple(select(x, dim, i) for i in range(x.shape[dim]))
+
+
+def flip(x, *dims):
+    """Reverse the order of entries along ``dims``."""
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    index = [slice(None)] * x.ndim
+    for d in dims:
+        index[_norm_dim(d, x.ndim, "flip")] = slice(None, None, -1)
+    return getitem(x, tuple(index))
 
 
 # ------------------------------------------------------------------ dtype and device

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop) and gradient/weight clipping helpers.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adadelta, Adagrad) and gradient/weight clipping
+helpers; learning-rate schedules are in ``minigen.optim.lr_scheduler``.
 
 Each optimizer mirrors ``torch.optim`` -- names, argument order, defaults and the
 exact update arithmetic -- so the same hyper-parameters give the same trajectory.
@@ -15,10 +16,10 @@ import math
 
 import numpy as np
 
-from . import backend
-from .autograd import enable_grad, no_grad
-from .backend import get_array_module
-from .tensor import Tensor
+from .. import backend
+from ..autograd import enable_grad, no_grad
+from ..backend import get_array_module
+from ..tensor import Tensor
 
 
 class Optimizer:
@@ -86,6 +87,7 @@ class Optimizer:
                                            f"{p.grad.shape} for a parameter of shape {p.shape}")
                     self._update(p.data, p.grad.data, self.state.setdefault(id(p), {}),
                                  self._buffer(p), group)
+                    p._version += 1  # changed in place: a graph built before refuses backward
         return loss
 
     def _update(self, x, g, state, tmp, group):  # pragma: no cover - abstract
@@ -335,6 +337,83 @@ class RMSprop(Optimizer):
         x -= tmp
 
 
+# ================================================================== Adadelta, Adagrad
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012, Algorithm 1), with torch's arithmetic and defaults::
+
+        v <- rho v + (1 - rho) g^2                      (running mean of squared gradients)
+        d <- sqrt(u + eps) / sqrt(v + eps) * g          (the step, in the units of x)
+        u <- rho u + (1 - rho) d^2                      (running mean of squared steps)
+        x <- x - lr d
+
+    ``lr`` scales the step (1.0 in the paper; PyTorch's MNIST example uses it with StepLR).
+    """
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0):
+        _check("Adadelta", lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+        if rho > 1:
+            raise ValueError(f"Adadelta: invalid rho {rho} (must be in [0, 1])")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    def _update(self, x, g, state, tmp, group):
+        xp = get_array_module(x)
+        lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(x)
+            state["acc_delta"] = xp.zeros_like(x)
+        state["step"] += 1
+        if wd:
+            g = g + wd * x
+        v, u = state["square_avg"], state["acc_delta"]
+        v *= rho
+        xp.multiply(g, 1 - rho, out=tmp)
+        tmp *= g
+        v += tmp
+        std = xp.sqrt(v + eps)
+        xp.add(u, eps, out=tmp)              # the step d = sqrt(u + eps) / sqrt(v + eps) * g
+        xp.sqrt(tmp, out=tmp)
+        tmp /= std
+        tmp *= g
+        u *= rho
+        u += (1 - rho) * tmp * tmp
+        tmp *= lr
+        x -= tmp
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer 2011), with torch's arithmetic::
+
+        s <- s + g^2 ;   x <- x - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
+                 initial_accumulator_value=0, eps=1e-10):
+        _check("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+               initial_accumulator_value=initial_accumulator_value)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps))
+
+    def _update(self, x, g, state, tmp, group):
+        xp = get_array_module(x)
+        if not state:
+            state["step"] = 0
+            state["sum"] = xp.full_like(x, group["initial_accumulator_value"])
+        state["step"] += 1
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * x
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        s = state["sum"]
+        xp.multiply(g, g, out=tmp)
+        s += tmp
+        std = xp.sqrt(s)
+        std += group["eps"]
+        xp.multiply(g, clr, out=tmp)
+        tmp /= std
+        x -= tmp
+
+
 # ================================================================== clipping helpers
 def _as_list(parameters):
     return [parameters] if isinstance(parameters, Tensor) else list(parameters)
@@ -390,3 +469,7 @@ def clamp_weights_(parameters, low, high=None):
         raise ValueError(f"clamp_weights_: low {low} is above high {high}")
     for p in _as_list(parameters):
         get_array_module(p.data).clip(p.data, low, high, out=p.data)
+        p._version += 1
+
+
+from . import lr_scheduler  # noqa: E402  (optim.lr_scheduler.StepLR, as in torch)
