@@ -277,7 +277,7 @@ def jittered_centres(centres, x_train, n, gen):
 
 # ------------------------------------------------------------------ output
 COLUMNS = (("IS", "is_mean", "is_std", 1.0, "{:.2f}"), ("FID", "fid", None, 1.0, "{:.2f}"),
-           ("KID x1e3", "kid_mean", "kid_std", 1e3, "{:.2f}"),
+           ("KID", "kid_mean", "kid_std", 1.0, "{:.2f}"),
            ("precision", "precision", None, 1.0, "{:.3f}"), ("recall", "recall", None, 1.0, "{:.3f}"),
            ("test NLL", "test_nll", None, 1.0, "{:.1f}"), ("test -ELBO", "test_neg_elbo", None, 1.0, "{:.1f}"))
 
@@ -310,9 +310,9 @@ def chart(rows, path):
     labels = [r["label"] for r in rows]
     panels = {"IS (higher: better)": [r["is_mean"] for r in rows],
               "FID (lower: better)": [r["fid"] for r in rows],
-              "KID x1e3 (lower: better)": [1e3 * r["kid_mean"] for r in rows],
+              "KID (lower: better)": [r["kid_mean"] for r in rows],
               "precision": [r["precision"] for r in rows], "recall": [r["recall"] for r in rows]}
     errors = {"IS (higher: better)": [r["is_std"] for r in rows],
-              "KID x1e3 (lower: better)": [1e3 * r["kid_std"] for r in rows]}
+              "KID (lower: better)": [r["kid_std"] for r in rows]}
     save_bar_panels(panels, labels, path, errors=errors,
                     title=f"minigen eval: {rows[0]['n']} samples each vs {rows[0]['reference']}")

@@ -201,16 +201,20 @@ def image_shape(state):
     return (1, side, side)
 
 
-def draw(state, n, seed=0, device="cpu", steps=1000):
+def draw(state, n, seed=0, device="cpu", steps=1000, chains=1000):
     """n samples from ``steps`` steps of block Gibbs sampling (``RBM.sample``: independent
     chains from random starts, the mean E[v | h] of the last step), flattened float32 (the
     sampling contract). Gaussian visible units are mapped back to pixel values (clipped to
-    [0, 1] for images). The chains use a generator of their own, seeded by ``seed``."""
+    [0, 1] for images). The chains use a generator of their own, seeded by ``seed``, and run
+    ``chains`` at a time (a progress bar counts them)."""
     from ..backend import check_device, to_device, to_numpy
     rbm = model_from_state(state, "checkpoint")
     if check_device(device) != "cpu":
         rbm.W, rbm.a, rbm.b = (to_device(p, device) for p in (rbm.W, rbm.a, rbm.b))
-    v = to_numpy(rbm.sample(n, steps, rng=np.random.default_rng(seed)))
+    gen = np.random.default_rng(seed)
+    starts = range(0, n, chains)
+    v = np.concatenate([to_numpy(rbm.sample(min(chains, n - s), steps, rng=gen)) for s in
+                        progress(starts, total=len(starts), desc=f"Gibbs chains ({steps} steps)")])
     if "stats" in state:  # Gaussian visible units: back to pixel values
         v = v * np.asarray(state["stats"][1]) + np.asarray(state["stats"][0])
         if image_shape(state) is not None:
