@@ -230,6 +230,10 @@ def test_eval_refuses_runs_it_cannot_score(data_dir, tmp_path, capsys):
     _one_line_error(capsys, "28x28", "(1, 8, 8)")
     assert main(["eval", str(tmp_path / "nowhere")]) == 2
     _one_line_error(capsys, "no checkpoint")
+    from minigen.metrics import ConvClassifier, save_classifier
+    save_classifier(ConvClassifier(channels=(2, 2), hidden=4), str(tmp_path / "clf.npz"))
+    assert main(["eval", str(tmp_path / "clf.npz")]) == 2
+    _one_line_error(capsys, "not a checkpoint of a minigen model that can sample (model=None)")
 
 
 def test_reference_rows_are_trained_once_then_cached(data_dir, tmp_path, capsys, monkeypatch):

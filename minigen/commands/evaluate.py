@@ -109,7 +109,8 @@ def _load_run(path):
     from ..serialization import load
     state = load(resolve_checkpoint(path))
     name = state.get("model") if isinstance(state, dict) else None
-    name = str(name.item() if hasattr(name, "item") else name) if name is not None else None
+    name = name.item() if isinstance(name, np.ndarray) and name.ndim == 0 else name
+    name = name if isinstance(name, str) else None  # e.g. a classifier's weights under "model"
     if name not in commands.MODELS:
         raise CLIError(f"{path}: not a checkpoint of a minigen model that can sample "
                        f"(model={name!r})")
