@@ -1,5 +1,6 @@
 """Fréchet distance between Gaussians, and FID (Heusel et al. 2017, "GANs trained by a two
-time-scale update rule converge to a local Nash equilibrium", eq. (6); seed 000, "FID").
+time-scale update rule converge to a local Nash equilibrium", its definition of FID;
+seed 000, "FID").
 
 Fit a Gaussian N(mu, Sigma) to the features of real images and one to the features of
 generated images; the Fréchet (2-Wasserstein) distance between them is

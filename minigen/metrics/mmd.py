@@ -1,4 +1,5 @@
-"""Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs", sec. 4 / eq. (2)).
+"""Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs", the KID of
+their section on evaluation metrics).
 
 KID is the squared maximum mean discrepancy between the feature distributions of real and
 generated images, with the cubic polynomial kernel
