@@ -14,6 +14,10 @@ $(VENV)/.deps: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# dev: pytest + hypothesis; bench: the peers (torch 2.13.0 CPU, scikit-learn, MiniSom)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	# pytorch-fid, the FID reference the tests compare with, without its dependencies: it pulls
+	# torchvision, and PyPI's torchvision (a CUDA build) does not import beside the CPU torch.
+	# The tests run its calculate_frechet_distance from the installed source with scipy.
+	$(PY) -m pip install --quiet --no-deps pytorch-fid==0.3.0
 	touch $@
 
 deps: $(VENV)/.deps

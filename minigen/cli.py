@@ -31,6 +31,11 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sample.set_defaults(handler=_sample)
+
+    from .commands import evaluate
+    ev = sub.add_parser("eval", help="score samples of trained runs: IS, FID, KID, precision, recall")
+    evaluate.add_arguments(ev)
+    ev.set_defaults(handler=evaluate.run)
     return parser
 
 

@@ -102,6 +102,36 @@ def save_scatter(points, labels, path, title=None, class_names=None):
     _save(fig, path)
 
 
+def save_bar_panels(panels, labels, path, errors=None, title=None):
+    """One bar chart per metric, side by side: ``panels = {"FID (lower is better)": [..]}``
+    with one value per entry of ``labels``; ``errors`` (same keys) draws error bars.
+    Missing values (None) leave a gap."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels) + 1.0,
+                                                       1.2 + 0.32 * len(labels)), dpi=100,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
+    y = np.arange(len(labels))
+    for ax, (name, values) in zip(axes[0], panels.items()):
+        v = np.array([np.nan if x is None else x for x in values], dtype=float)
+        err = None if not errors or name not in errors else \
+            np.array([0.0 if e is None else e for e in errors[name]], dtype=float)
+        ax.barh(y, np.nan_to_num(v), xerr=err, color=colours, capsize=2)
+        for yi, vi, ei in zip(y, v, np.zeros_like(v) if err is None else err):
+            if np.isfinite(vi):
+                ax.text(vi + ei, yi, f" {vi:.3g}", va="center", fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels if ax is axes[0][0] else [], fontsize=8)
+        ax.invert_yaxis()
+        ax.margins(x=0.25)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _save(fig, path):
     """Save and close (figures otherwise pile up in memory over a long run)."""
     folder = os.path.dirname(os.path.abspath(path))

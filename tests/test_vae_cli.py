@@ -29,6 +29,7 @@ def data_dir(tmp_path, monkeypatch):
     _write_split(str(folder), "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 64, 1)
     _write_split(str(folder), "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 32, 2)
     monkeypatch.setenv("MINIGEN_DATA", str(folder))
+    monkeypatch.setenv("MINIGEN_CACHE", str(tmp_path / "cache"))  # never the user's cache
     monkeypatch.delenv("MINIGEN_DEBUG", raising=False)
     return folder
 

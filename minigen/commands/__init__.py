@@ -15,6 +15,7 @@ MODELS = {
     "som": "minigen.commands.som",
     "kmeans": "minigen.commands.kmeans",
     "gmm": "minigen.commands.gmm",
+    "classifier": "minigen.commands.classifier",
 }
 
 

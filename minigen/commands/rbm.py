@@ -193,14 +193,41 @@ def model_from_state(state, where):
     return rbm.load_state_dict(saved)
 
 
+def image_shape(state):
+    """(1, H, W) for an RBM of images, None for one of points (the sampling contract)."""
+    if C.text(state.get("dataset")) not in C.IMAGE_DATASETS:
+        return None
+    side = int(round(np.sqrt(np.shape(state["rbm"]["W"])[0])))
+    return (1, side, side)
+
+
+def draw(state, n, seed=0, device="cpu", steps=1000, chains=1000):
+    """n samples from ``steps`` steps of block Gibbs sampling (``RBM.sample``: independent
+    chains from random starts, the mean E[v | h] of the last step), flattened float32 (the
+    sampling contract). Gaussian visible units are mapped back to pixel values (clipped to
+    [0, 1] for images). The chains use a generator of their own, seeded by ``seed``, and run
+    ``chains`` at a time (a progress bar counts them)."""
+    from ..backend import check_device, to_device, to_numpy
+    rbm = model_from_state(state, "checkpoint")
+    if check_device(device) != "cpu":
+        rbm.W, rbm.a, rbm.b = (to_device(p, device) for p in (rbm.W, rbm.a, rbm.b))
+    gen = np.random.default_rng(seed)
+    starts = range(0, n, chains)
+    v = np.concatenate([to_numpy(rbm.sample(min(chains, n - s), steps, rng=gen)) for s in
+                        progress(starts, total=len(starts), desc=f"Gibbs chains ({steps} steps)")])
+    if "stats" in state:  # Gaussian visible units: back to pixel values
+        v = v * np.asarray(state["stats"][1]) + np.asarray(state["stats"][0])
+        if image_shape(state) is not None:
+            v = np.clip(v, 0.0, 1.0)
+    return v.reshape(n, -1).astype(np.float32)
+
+
 def sample(args, state):
     """``minigen sample RUN``: n long Gibbs chains (1000 steps) from random starts."""
     from .. import viz
-    rbm = model_from_state(state, args.checkpoint)
+    model_from_state(state, args.checkpoint)  # a clear error for a checkpoint of another model
     if args.n < 1:
         raise CLIError(f"-n must be at least 1, got {args.n}")
-    v = rbm.sample(args.n, 1000, rng=np.random.default_rng(args.seed))
-    if "stats" in state:  # Gaussian visible units: back to pixel values
-        v = v * np.asarray(state["stats"][1]) + np.asarray(state["stats"][0])
+    v = draw(state, args.n, args.seed)
     viz.save_image_grid(_show(v), args.out, nrow=int(np.ceil(np.sqrt(args.n))))
     print(f"wrote {args.n} samples to {args.out}")

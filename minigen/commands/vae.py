@@ -364,6 +364,31 @@ def _interpolation(model, x8, y8, path, n_steps=10):
 
 
 # ============================================================== sampling
+def image_shape(state):
+    """(C, H, W) of the images a VAE checkpoint draws (the sampling contract)."""
+    return tuple(json.loads(_text(state["config"]))["image_shape"])
+
+
+def draw(state, n, seed=0, device="cpu", batch_size=1000):
+    """n decoder mean images E[x | z], z ~ N(0, I), flattened, float32 in [0, 1] (the sampling
+    contract). z comes from a generator of its own (the global stream does not move); a
+    conditional VAE draws the classes in turn, image i with label i mod C."""
+    rng_state = mg.get_rng_state()  # building the model draws initial weights: undo that
+    try:
+        model, _ = model_from_checkpoint(state, "checkpoint")
+    finally:
+        mg.set_rng_state(rng_state)
+    device = mg.backend.check_device(device)
+    if device != "cpu":
+        model.to(device)
+    z = np.random.default_rng(seed).standard_normal((n, model.latent), dtype=np.float32)
+    labels = np.arange(n) % model.num_classes if model.num_classes else None
+    with mg.no_grad():
+        images = [_decode(model, z[s:s + batch_size], None if labels is None else
+                          labels[s:s + batch_size]) for s in range(0, n, batch_size)]
+    return np.concatenate(images).reshape(n, -1).astype(np.float32)
+
+
 def sample(args, state):
     """``minigen sample RUN -n N --out FILE.png``: N images from a trained VAE."""
     from .. import viz
