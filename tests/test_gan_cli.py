@@ -137,6 +137,8 @@ def test_refuses_settings_that_do_not_fit(tmp_path, capsys):
     _one_line_error(capsys, "--label-smoothing applies to the logistic losses")
     assert _train(tmp_path / "c", *TINY_TOY, "--batch-size", "5000") == 2
     _one_line_error(capsys, "fewer than one batch")
+    assert _train(tmp_path / "d", *TINY_TOY, "--instance-noise", "-0.1") == 2
+    _one_line_error(capsys, "--instance-noise must be at least 0")
 
 
 def test_resume_refuses_other_settings_and_other_models(tmp_path, capsys):

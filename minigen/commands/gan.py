@@ -59,9 +59,9 @@ TOY_SIZE = 50000  # points drawn once for a toy dataset (one epoch = a pass over
 COVERAGE_SAMPLES = 2500  # the VEEGAN / PacGAN protocol
 # settings a resumed run must share with its checkpoint (all but how long to train)
 RESUME_KEYS = ("dataset", "arch", "data_shape", "latent", "width", "num_classes", "d_norm",
-               "minibatch", "loss", "lsgan_abc", "optimizer", "lr", "betas", "n_critic",
-               "gp_weight", "clip", "label_smoothing", "feature_matching", "instance_noise",
-               "noise_epochs", "batch_size", "subset")
+               "minibatch", "minibatch_kernels", "loss", "lsgan_abc", "optimizer", "lr", "betas",
+               "n_critic", "gp_weight", "clip", "label_smoothing", "feature_matching",
+               "instance_noise", "noise_epochs", "batch_size", "subset")
 FIGURES = ("samples.png", "interpolation.png", "loss_curves.png", "d_outputs.png")
 FIGURES_TOY = ("evolution.png", "loss_curves.png", "d_outputs.png")
 
@@ -106,6 +106,9 @@ def add_arguments(p):
                    help="G matches the mean features of D's last hidden layer")
     s.add_argument("--minibatch", default="none", choices=("none", "discrimination", "stddev"),
                    help="minibatch discrimination (Salimans et al.) or minibatch stddev (ProGAN)")
+    s.add_argument("--minibatch-kernels", type=int, nargs=2, default=None, metavar=("B", "C"),
+                   help="minibatch discrimination's B kernels of dimension C (default 16 8 for "
+                        "DCGAN, 8 2 for the MLP: the cost grows as batch^2 * B * C)")
     s.add_argument("--instance-noise", type=float, default=0.0, metavar="STD",
                    help="Gaussian noise on D's inputs, annealed linearly to 0 (default 0: off)")
     s.add_argument("--noise-epochs", type=int, default=None,
@@ -159,6 +162,8 @@ def config_from_args(args, classes, data_shape):
         "latent": args.latent or data["latent"], "width": args.width or data["width"][arch],
         "num_classes": len(classes) if args.conditional else 0,
         "d_norm": args.d_norm or paper["d_norm"], "minibatch": args.minibatch,
+        "minibatch_kernels": list(args.minibatch_kernels or
+                                  ((16, 8) if arch == "dcgan" else (8, 2))),
         "loss": args.loss, "lsgan_abc": list(LSGAN_CODINGS[args.lsgan_coding]),
         "optimizer": paper["optimizer"], "lr": args.lr or data.get("lr", paper["lr"]),
         "betas": list(args.betas) if args.betas else paper["betas"],
@@ -174,6 +179,14 @@ def config_from_args(args, classes, data_shape):
     for key in ("latent", "width", "n_critic", "batch_size", "noise_epochs"):
         if config[key] < 1:
             raise CLIError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
+    if min(config["minibatch_kernels"]) < 1:
+        raise CLIError(f"--minibatch-kernels must be positive, got {config['minibatch_kernels']}")
+    for key in ("lr", "clip"):
+        if config[key] <= 0:
+            raise CLIError(f"--{key} must be positive, got {config[key]}")
+    for key in ("gp_weight", "instance_noise"):
+        if config[key] < 0:
+            raise CLIError(f"--{key.replace('_', '-')} must be at least 0, got {config[key]}")
     return config
 
 

@@ -45,7 +45,7 @@ def _with_label(x, y, num_classes):
     return cat([x, one_hot(y, num_classes, x)], dim=1)
 
 
-def _minibatch_layer(kind, in_features, num_kernels=16, kernel_dim=8):
+def _minibatch_layer(kind, in_features, num_kernels, kernel_dim):
     if kind == "none":
         return nn.Identity()
     if kind == "discrimination":
@@ -58,8 +58,8 @@ def _minibatch_layer(kind, in_features, num_kernels=16, kernel_dim=8):
 class Discriminator(nn.Module):
     """What every D here shares: features -> minibatch layer -> linear head (a logit)."""
 
-    def _finish(self, n_features, minibatch):
-        self.minibatch = _minibatch_layer(minibatch, n_features)
+    def _finish(self, n_features, minibatch, kernels):
+        self.minibatch = _minibatch_layer(minibatch, n_features, *kernels)
         out = n_features if minibatch == "none" else self.minibatch.out_features
         self.head = nn.Linear(out, 1)
 
@@ -91,7 +91,8 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(Discriminator):
     """x (+ one-hot y) -> [Linear -> LeakyReLU(0.2)] x len(hidden) = features -> head."""
 
-    def __init__(self, in_features, hidden=(128, 128), num_classes=0, minibatch="none"):
+    def __init__(self, in_features, hidden=(128, 128), num_classes=0, minibatch="none",
+                 kernels=(8, 2)):
         super().__init__()
         self.in_features, self.num_classes = in_features, num_classes
         layers, width = [], in_features + num_classes
@@ -99,7 +100,7 @@ class MLPDiscriminator(Discriminator):
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
             width = h
         self.body = nn.Sequential(*layers)
-        self._finish(width, minibatch)
+        self._finish(width, minibatch, kernels)
 
     def features(self, x, y=None):
         return self.body(_with_label(x, y, self.num_classes))
@@ -148,7 +149,7 @@ class DCGANDiscriminator(Discriminator):
     """
 
     def __init__(self, image_shape=(1, 28, 28), width=32, num_classes=0, norm="batch",
-                 minibatch="none"):
+                 minibatch="none", kernels=(16, 8)):
         super().__init__()
         c, h, w = image_shape
         if h % 4 or w % 4:
@@ -164,7 +165,7 @@ class DCGANDiscriminator(Discriminator):
             nn.Conv2d(c + num_classes, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=norm == "none"),
             normalise(), nn.LeakyReLU(0.2), nn.Flatten())
-        self._finish(int(np.prod(feature_map)), minibatch)
+        self._finish(int(np.prod(feature_map)), minibatch, kernels)
 
     def features(self, x, y=None):
         n = x.shape[0]
@@ -180,17 +181,20 @@ class DCGANDiscriminator(Discriminator):
 def build_gan(config):
     """(G, D) from a plain config dict (as stored in checkpoints): ``arch`` ("mlp" or
     "dcgan"), ``data_shape`` ((C, H, W) images or (2,) points), ``latent``, ``width``,
-    ``num_classes``, and for D ``d_norm`` and ``minibatch``. DCGAN weights start
-    N(0, 0.02^2) (batch-norm scales N(1, 0.02^2)); MLPs keep PyTorch's default init."""
+    ``num_classes``, and for D ``d_norm``, ``minibatch`` and ``minibatch_kernels`` (B, C of
+    minibatch discrimination; default (16, 8) for DCGAN, (8, 2) for an MLP). DCGAN weights
+    start N(0, 0.02^2) (batch-norm scales N(1, 0.02^2)); MLPs keep PyTorch's default init."""
     shape = tuple(config["data_shape"])
     latent, width = config["latent"], config["width"]
     classes = config.get("num_classes", 0)
     minibatch = config.get("minibatch", "none")
+    kernels = config.get("minibatch_kernels")
     if config["arch"] == "dcgan":
         if len(shape) != 3:
             raise ValueError(f"DCGAN needs image data (C, H, W), got data of shape {shape}")
         G = DCGANGenerator(latent, shape, width, classes)
-        D = DCGANDiscriminator(shape, width, classes, config.get("d_norm", "batch"), minibatch)
+        D = DCGANDiscriminator(shape, width, classes, config.get("d_norm", "batch"), minibatch,
+                               tuple(kernels or (16, 8)))
         nn.init.dcgan_init_(G)
         nn.init.dcgan_init_(D)
         return G, D
@@ -199,5 +203,5 @@ def build_gan(config):
     d = int(np.prod(shape))
     hidden = (width, width)
     G = MLPGenerator(latent, d, hidden, classes, tanh=len(shape) == 3)
-    D = MLPDiscriminator(d, hidden, classes, minibatch)
+    D = MLPDiscriminator(d, hidden, classes, minibatch, tuple(kernels or (8, 2)))
     return G, D

@@ -36,8 +36,8 @@ class MinibatchDiscrimination(nn.Module):
         o(x_i)_b = sum_j c_b(x_i, x_j)                            (j runs over the batch, i too)
 
     and returns [f(x_i), o(x_i)] (N, A + B): B "closeness" features per sample, which are
-    large when the batch holds near-copies of x_i. The (N, N, B, C) differences make it
-    quadratic in the batch size. T starts N(0, 0.02^2) like the rest of a DCGAN.
+    large when the batch holds near-copies of x_i. The N x N pairs make it quadratic in the
+    batch size (keep B * C small for big batches). T starts N(0, 0.02^2) like a DCGAN's weights.
     """
 
     def __init__(self, in_features, num_kernels=16, kernel_dim=8):
@@ -47,10 +47,13 @@ class MinibatchDiscrimination(nn.Module):
         nn.init.normal_(self.T, 0.0, 0.02)
 
     def forward(self, f):
-        n = f.shape[0]
-        m = (f @ self.T).reshape(n, 1, self.num_kernels, self.kernel_dim)
-        l1 = (m - m.reshape(1, n, self.num_kernels, self.kernel_dim)).abs().sum(dim=3)  # (N, N, B)
-        o = (-l1).exp().sum(dim=1)                                                   # (N, B)
+        n, b = f.shape[0], self.num_kernels
+        m = (f @ self.T).reshape(n, b, self.kernel_dim)                  # M_i: (N, B, C)
+        l1 = 0
+        for c in range(self.kernel_dim):  # || M_ib - M_jb ||_1, one coordinate at a time:
+            mc = m[:, :, c]               # C passes over (N, N, B) are faster than one sum
+            l1 = l1 + (mc.reshape(n, 1, b) - mc.reshape(1, n, b)).abs()  # over a short axis
+        o = (-l1).exp().sum(dim=1)                                       # (N, B)
         return cat([f, o], dim=1)
 
     @property
