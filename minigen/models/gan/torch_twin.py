@@ -186,13 +186,20 @@ class Twins:
         ours(self.G, self.D, self.opt_G, self._mg(z), self.recipe)
         generator_step(self.tG, self.tD, self.t_opt_G, self._torch(z), self.recipe)
 
-    def max_relative_difference(self):
-        worst = 0.0
-        for ours, theirs in ((self.G, self.tG), (self.D, self.tD)):
+    def relative_differences(self):
+        """[(tensor name, max|a - b| / max|b|, ||a - b|| / ||b||)] over every parameter and
+        batch-norm statistic of G and D (an all-zero b: the absolute difference)."""
+        rows = []
+        for prefix, ours, theirs in (("G", self.G, self.tG), ("D", self.D, self.tD)):
             ref = theirs.state_dict()
             for name, a in ours.state_dict().items():
-                b = ref[name].detach().numpy()
-                if b.dtype.kind == "f":
-                    scale = max(float(np.abs(b).max()), 1e-300)  # all zeros: absolute
-                    worst = max(worst, float(np.abs(a.astype(np.float64) - b).max()) / scale)
-        return worst
+                b = ref[name].detach().numpy().astype(np.float64)
+                if b.dtype.kind == "f" and ref[name].is_floating_point():
+                    d = a.astype(np.float64) - b
+                    rows.append((f"{prefix}.{name}",
+                                 float(np.abs(d).max()) / max(float(np.abs(b).max()), 1e-300),
+                                 float(np.linalg.norm(d)) / max(float(np.linalg.norm(b)), 1e-300)))
+        return rows
+
+    def max_relative_difference(self):
+        return max(r[1] for r in self.relative_differences())
