@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import commands
-from .options import Parser, output_file
+from .options import Parser, apply_policy, output_file
 from .runs import CLIError, resolve_checkpoint
 
 
@@ -27,7 +27,11 @@ def build_parser():
     sample = sub.add_parser("sample", help="draw samples from a trained model's checkpoint")
     sample.add_argument("checkpoint", help="a run folder or its checkpoint.npz")
     sample.add_argument("-n", type=int, default=64, help="how many samples (default 64)")
-    sample.add_argument("--out", default="samples.png", type=output_file, help="the PNG to write")
+    sample.add_argument("--out", default=None, type=output_file,
+                        help="the file to write (default samples.png / samples.npy)")
+    sample.add_argument("--format", default="png", choices=("png", "npy"),
+                        help="png: a figure; npy: the raw samples, float32 (n, D), for your "
+                             "own tools")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sample.set_defaults(handler=_sample)
@@ -36,7 +40,7 @@ def build_parser():
     ev = sub.add_parser("eval", help="score samples of trained runs: IS, FID, KID, precision, recall")
     evaluate.add_arguments(ev)
     ev.set_defaults(handler=evaluate.run)
-    return parser
+    return apply_policy(parser)
 
 
 def _sample(args):
@@ -46,9 +50,28 @@ def _sample(args):
     if name not in commands.MODELS:
         raise CLIError(f"{args.checkpoint}: not a minigen model checkpoint (model={name!r})")
     module = commands.load(name)
+    if args.out is None:
+        args.out = f"samples.{args.format}"
+    if args.format == "npy":
+        _save_npy(module, name, args, state)
+        return
     if not hasattr(module, "sample"):
         raise CLIError(f"model {name!r} cannot draw samples")
     module.sample(args, state)
+
+
+def _save_npy(module, name, args, state):
+    """The raw samples of any model that follows the sampling contract (``draw``)."""
+    import numpy as np
+    if not hasattr(module, "draw"):
+        raise CLIError(f"model {name!r} has no raw samples to write (no draw()); "
+                       f"use --format png")
+    samples = module.draw(state, args.n, seed=args.seed, device=args.device)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(folder, exist_ok=True)
+    path = args.out if args.out.endswith(".npy") else args.out + ".npy"  # as np.save names it
+    np.save(path, samples)
+    print(f"wrote {samples.shape[0]} samples, array {samples.dtype} {samples.shape}, to {path}")
 
 
 def main(argv=None):

@@ -1,8 +1,8 @@
 """Checked command-line options: the one place where every ``minigen`` option is validated.
 
-``cli.build_parser`` builds its parsers from ``Parser``, so each subcommand -- ``train MODEL``,
-``sample``, and any command added later -- gets this policy for every option it declares
-with a plain ``type=int`` or ``type=float``:
+``cli.build_parser`` passes its finished parser tree through ``apply_policy``, so each
+subcommand -- ``train MODEL``, ``sample``, and any command added later -- gets this policy for
+every option it declares with a plain ``type=int`` or ``type=float``, in any argument group:
 
 * every number must be finite: ``nan``, ``inf`` are refused;
 * an integer option is a count: at least 1, or at least 0 when its default is 0 (seeds,
@@ -124,14 +124,23 @@ def output_folder(text):
     return text
 
 
-class Parser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` that applies the numeric policy to every option (its
-    subparsers are of this class too) and reports a bad option on one line, status 2."""
+def apply_policy(parser):
+    """Give every option declared with a plain ``type=int`` / ``type=float`` anywhere in the
+    parser tree -- subcommands, argument groups, mutually exclusive groups -- its checked type
+    (``default_type``). ``cli.build_parser`` calls it once, on the finished tree, so a command
+    added later needs no line of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                apply_policy(sub)
+        elif action.type in (int, float):
+            action.type = default_type(action.type, action.default)
+    return parser
 
-    def add_argument(self, *args, **kwargs):
-        if kwargs.get("type") in (int, float):
-            kwargs["type"] = default_type(kwargs["type"], kwargs.get("default"))
-        return super().add_argument(*args, **kwargs)
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that reports a bad option on one line, status 2 (its
+    subparsers are of this class too)."""
 
     def error(self, message):
         self.exit(2, f"minigen: error: {message} (see: {self.prog} --help)\n")

@@ -215,3 +215,69 @@ def save_class_rows(images, class_names, path, image_shape=None, title=None):
     per_row = len(_to_images(images, image_shape)) // len(class_names)
     _labelled_grid(images, per_row, path, image_shape=image_shape, row_labels=list(class_names),
                    title=title or "samples, one row per class")
+
+
+# ---------------------------------------------------------------- GAN figures
+# minigen/commands/gan.py computes the samples and D's outputs; these lay them out.
+def save_step_curves(steps, curves, path, xlabel="generator iteration", ylabel="", title=None,
+                     smooth=25):
+    """Noisy per-iteration series (GAN losses): each drawn faintly as is and boldly as a
+    moving average over ``smooth`` points, against the iteration numbers ``steps``."""
+    steps = np.asarray(steps)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for k, (name, ys) in enumerate(curves.items()):
+        ys = np.asarray(ys, dtype=np.float64)
+        if not len(ys):
+            continue
+        colour = f"C{k}"
+        ax.plot(steps, ys, color=colour, alpha=0.25, linewidth=0.8)
+        w = max(1, min(smooth, len(ys) // 5))
+        avg = np.convolve(ys, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1:], avg, color=colour, linewidth=1.6, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def save_interpolation_rows(images, n_steps, path, image_shape=None, title=None):
+    """Rows of ``n_steps`` generated images, G((1 - t) z_A + t z_B) for t from 0 to 1."""
+    cols = [f"{t:.2f}" for t in np.linspace(0, 1, n_steps)]
+    _labelled_grid(images, n_steps, path, image_shape=image_shape, col_labels=cols,
+                   xlabel="t", title=title or "latent interpolation: G((1 - t) z_A + t z_B)")
+
+
+def save_toy_panels(panels, real, path, title=None, levels_label="D"):
+    """Real (grey) and generated (red) 2-D points over a filled contour of D's output, one
+    panel per snapshot: ``panels`` is a list of dicts with ``epoch``, ``fake`` (n, 2),
+    ``grid`` (k, k) D's output on the square ``extent`` = (lo, hi) of both axes."""
+    n = len(panels)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), dpi=100,
+                             squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, panel in zip(axes.ravel(), panels):
+        lo, hi = panel["extent"]
+        k = panel["grid"].shape[0]
+        ticks = np.linspace(lo, hi, k)
+        cs = ax.contourf(ticks, ticks, panel["grid"], levels=20, cmap="Blues", alpha=0.8)
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="0.35", alpha=0.5, label="real")
+        ax.scatter(panel["fake"][:, 0], panel["fake"][:, 1], s=2, c="tab:red", alpha=0.6,
+                   label="generated")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(panel.get("label", f"epoch {panel['epoch']}"), fontsize=9)
+        fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.02).set_label(levels_label, fontsize=7)
+    axes.ravel()[0].legend(loc="upper left", fontsize=7, markerscale=3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

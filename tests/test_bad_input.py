@@ -73,7 +73,9 @@ def test_a_command_added_later_gets_the_policy(capsys):
     sub = parser.add_subparsers(dest="command").add_parser("gan")
     sub.add_argument("--n-critic", type=int, default=5)
     sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--gp-weight", type=float, default=10.0)
+    group = sub.add_argument_group("optimisation")  # options in groups are covered too
+    group.add_argument("--gp-weight", type=float, default=10.0)
+    options.apply_policy(parser)
     assert parser.parse_args(["gan", "--seed", "0", "--gp-weight", "-2"]).gp_weight == -2.0
     for bad in (["--n-critic", "0"], ["--seed", "-1"], ["--gp-weight", "nan"]):
         with pytest.raises(SystemExit) as e:

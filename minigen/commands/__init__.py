@@ -4,13 +4,16 @@ Each module defines
 
 * ``add_arguments(parser)`` -- its options;
 * ``train(args)`` -- the training run (a ``minigen.runs.Run`` folder);
-* ``sample(args, state)`` -- optional: images from a checkpoint (``minigen sample``).
+* ``sample(args, state)`` -- optional: images from a checkpoint (``minigen sample``);
+* ``draw(state, n, seed=0, device="cpu")`` and ``image_shape(state)`` -- optional: the raw
+  samples as a float32 (n, D) array (``minigen sample --format npy``, ``minigen eval``).
 """
 import importlib
 
 # model name -> module; the module's checkpoints carry "model": NAME so `sample` can find it
 MODELS = {
     "vae": "minigen.commands.vae",
+    "gan": "minigen.commands.gan",
     "rbm": "minigen.commands.rbm",
     "som": "minigen.commands.som",
     "kmeans": "minigen.commands.kmeans",

@@ -9,3 +9,7 @@ from .gmm import GaussianMixture  # noqa: E402,F401
 from .kmeans import KMeans  # noqa: E402,F401
 from .rbm import RBM  # noqa: E402,F401
 from .som import SOM  # noqa: E402,F401
+
+# the GAN family (seeds 000, 001, 003): trained by autograd, two networks in turn
+from .gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,  # noqa: E402,F401
+                  MLPGenerator, build_gan)
