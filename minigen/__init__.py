@@ -6,8 +6,8 @@ here is checked).
 """
 import importlib
 
-from .autograd import (Function, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
-                       set_grad_enabled)
+from .autograd import (BackwardError, Function, detect_anomaly, enable_grad, grad,
+                       is_grad_enabled, no_grad, set_grad_enabled)
 from .backend import (cuda_available, get_array_module, get_default_dtype, get_rng_state,
                       manual_seed, set_default_dtype, set_rng_state)
 from .ops import *  # noqa: F401,F403  (minigen.exp, minigen.matmul, ...)
@@ -25,7 +25,8 @@ __version__ = "0.1.0"
 
 # Submodules imported on first use, so `minigen.nn`, `minigen.optim` ... work after
 # `import minigen` without making the core import slow.
-_LAZY = ("nn", "optim", "data", "models", "metrics", "viz", "cli", "kernels", "serialization")
+_LAZY = ("nn", "optim", "data", "models", "metrics", "viz", "cli", "kernels", "serialization",
+         "testing", "profiler", "dot")
 
 
 def __getattr__(name):
@@ -33,4 +34,6 @@ def __getattr__(name):
         return importlib.import_module(f"{__name__}.{name}")
     if name in ("save", "load"):
         return getattr(importlib.import_module(f"{__name__}.serialization"), name)
+    if name == "profile":  # with minigen.profile() as prof: ... (minigen/profiler.py)
+        return importlib.import_module(f"{__name__}.profiler").profile
     raise AttributeError(f"module 'minigen' has no attribute {name!r}")
