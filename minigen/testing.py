@@ -360,8 +360,8 @@ class CheckFailure:
     numerical values); ``error`` the exception raised (``GradcheckError``,
     ``minigen.BackwardError``, or whatever the op raised). ``shapes``, ``layouts``,
     ``kwargs`` and ``noise_shapes`` describe the inputs it failed on -- in the property
-    sweep, hypothesis's shrunk counterexample; ``examples`` is how many examples the sweep
-    ran."""
+    sweep, hypothesis's shrunk counterexample; ``examples`` is the number of the sweep's
+    example that failed first (before shrinking)."""
     check: str
     message: str
     error: BaseException = None
@@ -448,8 +448,12 @@ class OpCheckError(AssertionError):
 
 
 class ParityError(AssertionError):
-    """minigen and PyTorch disagree on an output or a gradient (``check`` = "torch parity")."""
-    check = "torch parity"
+    """Two computations that must agree do not: minigen and PyTorch (``check`` = "torch
+    parity"), or the op on contiguous and on other memory layouts (``check`` = "layouts")."""
+
+    def __init__(self, message, check="torch parity"):
+        super().__init__(message)
+        self.check = check
 
 
 def _fixed_values(shape, kind, rng):
@@ -714,7 +718,7 @@ def _check_layouts(op, label, arrays, noise_arrays, layouts):
                            f"{layout} inputs", "contiguous inputs", "layouts")
         if problem:
             raise ParityError(problem + f" (the op reads its {layout} input wrongly: does it "
-                                        f"assume C-contiguous memory?)")
+                                        f"assume C-contiguous memory?)", check="layouts")
 
 
 def _parity(op, label, torch, torch_fn, arrays, noise_arrays, kw):

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 
 import minigen as mg
-from minigen.testing import (LAYOUTS, CheckFailure, OpCheckError, check_op, lay_out, layout_of,
-                             reduction, unary, with_noise)
+from minigen.testing import (LAYOUTS, CheckFailure, OpCheckError, check_op, conv2d_inputs,
+                             lay_out, layout_of, pool_inputs, reduction, unary, with_noise)
 from test_checker import GumbelDetached, GumbelSoftmax, Softsign
 
 
@@ -86,7 +86,8 @@ def test_an_op_that_assumes_contiguous_memory_fails_the_layout_check():
             return g * self.output
 
     report = check_op(ReadsRawMemory.apply, [(3, 4)], raise_exception=False)
-    assert report.failure.check == "layouts" and "assume C-contiguous" in str(report)
+    assert report.failure.check == report.failure.inner_check == "layouts"
+    assert "assume C-contiguous" in str(report)
 
 
 def test_a_wrong_forward_with_a_matching_backward_fails_only_torch_parity():
@@ -148,3 +149,13 @@ def test_layout_of_names_each_layout(layout):
 def test_with_noise_draws_finite_noise_of_the_input_shape(example):
     arrays, kw, noise = example
     assert noise[0].shape == arrays[0].shape and kw == {} and np.isfinite(noise[0]).all()
+
+
+def test_conv_and_pool_strategies_feed_check_op():
+    """The sweep strategies for convolutions and pools draw valid (arrays, kwargs)."""
+    x, w = np.random.default_rng(0).standard_normal((1, 2, 5, 5)), \
+        np.random.default_rng(1).standard_normal((3, 2, 3, 3))
+    assert check_op(mg.conv2d, [x, w], kwargs={"stride": 2, "padding": 1}, layouts=(),
+                    sweep=conv2d_inputs(), max_examples=3, gradgrad=False)
+    assert check_op(mg.max_pool2d, [(1, 1, 4, 4)], kind="distinct", kwargs={"kernel_size": 2},
+                    layouts=(), sweep=pool_inputs(), max_examples=3)
