@@ -126,8 +126,6 @@ class Function:
         """
         if _RECORDERS:  # minigen.profile() or viz.trace_modules() is on: it makes this call
             return _RECORDERS[-1].forward(cls, inputs, kwargs)
-        from .tensor import Tensor
-
         arrays = [t.data for t in inputs if isinstance(t, Tensor)]
         if len(arrays) != len(inputs):
             raise _not_a_tensor(cls, inputs)
@@ -195,7 +193,6 @@ def describe_input(function_class, k, tensor=None):
 
 
 def _not_a_tensor(cls, inputs):
-    from .tensor import Tensor
     k = next(i for i, t in enumerate(inputs) if not isinstance(t, Tensor))
     return TypeError(
         f"{cls.__name__}.apply: input {k} is a {_type_name(inputs[k])}, not a Tensor. "
@@ -213,7 +210,6 @@ def _type_name(value):
 
 def _bad_gradients(fn, result):
     """The error for a backward result that is not a tuple of one entry per input."""
-    from .tensor import Tensor
     n = len(fn.inputs)
     roles = ", ".join(describe_input(type(fn), k) for k in range(n))
     if isinstance(result, list):
@@ -232,7 +228,6 @@ def _bad_gradients(fn, result):
 
 def _bad_gradient(fn, k, parent, pg):
     """The error for a gradient of the wrong kind, shape or dtype for input ``k``."""
-    from .tensor import Tensor
     role = f"{fn.name}.backward: the gradient for {describe_input(type(fn), k)}"
     if not isinstance(pg, Tensor):
         kind = _type_name(pg)
@@ -285,26 +280,13 @@ def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=No
     (``Tensor.backward``). With a list of ``inputs`` their gradients are returned instead and
     no ``.grad`` is touched (``minigen.grad``).
     """
-    if _RECORDERS:  # minigen.profile() is on: it times the walk and each backward in it
-        # (it calls _backprop below, passing its own timed version of _call_backward)
+    if _RECORDERS:  # minigen.profile() is on: it times the walk (it calls _backprop below)
         return _RECORDERS[-1].backprop(_backprop, roots, root_grads, create_graph, retain_graph,
                                        inputs, allow_unused)
-    return _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused,
-                     _call_backward)
+    return _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused)
 
 
-def _call_backward(fn, g):
-    _RUNNING_BACKWARD.append(fn)
-    try:
-        return fn.backward(g)
-    finally:
-        _RUNNING_BACKWARD.pop()
-
-
-def _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused,
-              call_backward):
-    from .tensor import Tensor
-
+def _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused):
     if retain_graph is None:
         retain_graph = create_graph
     order = _topological_order(roots)
@@ -328,7 +310,11 @@ def _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unuse
             if wanted is None and t._retains_grad:
                 t.grad = g if t.grad is None else t.grad + g
             fn = t._ctx
-            in_grads = call_backward(fn, g)
+            _RUNNING_BACKWARD.append(fn)
+            try:
+                in_grads = fn.backward(g)
+            finally:
+                _RUNNING_BACKWARD.pop()
             # One gradient per input, each a Tensor of its input's shape and dtype (or None):
             # anything else fails here, naming the op and the input, not far away later.
             if type(in_grads) is not tuple:
@@ -344,8 +330,10 @@ def _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unuse
                                                          fn.needs_input_grad)):
                 if pg is None:
                     continue
-                if not (isinstance(pg, Tensor) and pg.data.shape == parent.data.shape
-                        and pg.data.dtype == parent.data.dtype):
+                if not isinstance(pg, Tensor):
+                    raise _bad_gradient(fn, k, parent, pg)
+                a, b = pg.data, parent.data
+                if a.shape != b.shape or (a.dtype is not b.dtype and a.dtype != b.dtype):
                     raise _bad_gradient(fn, k, parent, pg)
                 if not needed:
                     continue
@@ -375,8 +363,6 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     Mirrors ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are
     themselves differentiable (the gradient penalty of WGAN-GP is built this way).
     """
-    from .tensor import Tensor, ones_like
-
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -400,3 +386,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if not t.requires_grad:
             raise RuntimeError("grad: an input does not require grad")
     return backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused)
+
+
+# tensor.py imports this module (backprop), so Tensor comes last: by now all of the above
+# exists, and the hot paths (apply, the engine) find Tensor without an import per call.
+from .tensor import Tensor, ones_like  # noqa: E402
