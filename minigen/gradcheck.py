@@ -465,8 +465,7 @@ def _second_order(f, inputs, outs, positions, first, grad_outputs, eps, atol, rt
 
     go_roles = ["grad_output"] if len(outs) == 1 else [f"grad_output{k}" for k in range(len(outs))]
     known = (f"the first derivatives of {first.op} are right, but its backward pass"
-             if first_order else f"the backward pass of {first.op} (first derivatives not "
-             f"checked here)")
+             if first_order else f"the backward pass of {first.op}")
     names = _Names(
         "gradgradcheck", 2, first.op, first.inputs + go_roles, first.symbols + go_roles,
         [f"grad_{first.symbols[i]}" for i in positions],

@@ -545,9 +545,9 @@ class _Op:
                   self.rtol)
 
     def gradgradcheck(self, arrays, noise_arrays, kw):
-        """First derivatives, then second (so a message can say the first are right)."""
+        """Second derivatives (check_op has just run gradcheck on the same inputs)."""
         gradgradcheck(self.bound(kw), self.tensors(arrays, noise_arrays), eps=self.eps,
-                      atol=self.atol, rtol=self.rtol)
+                      atol=self.atol, rtol=self.rtol, first_order=False)
 
     def results(self, arrays, noise_arrays, kw, layout=None):
         """Outputs and input gradients (for a seeded random output gradient) as NumPy."""
@@ -745,10 +745,9 @@ def _sweep(report, op, strategy, gradgrad, max_examples, seed, torch=None,
             if torch is not None:
                 _parity(op, report.op, *torch, arrays, noise_arrays, kw)
                 return
-            if gradgrad:  # gradcheck first, then second derivatives
+            op.gradcheck(arrays, noise_arrays, kw)
+            if gradgrad:
                 op.gradgradcheck(arrays, noise_arrays, kw)
-            else:
-                op.gradcheck(arrays, noise_arrays, kw)
         except Exception:
             last["failed_at"] = last["failed_at"] or last["count"]
             raise
