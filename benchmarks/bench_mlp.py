@@ -3,6 +3,7 @@
 Goal: ratio minigen/torch <= 2.0 at batch 64 and <= 1.3 at batch 512 (CPU, same threads).
 Run: python benchmarks/bench_mlp.py
 """
+import contextlib
 import os
 import sys
 
@@ -28,7 +29,8 @@ def init_weights(seed=0):
     return ws
 
 
-def minigen_step(params, x, y):
+def minigen_step(params, x, y, update=contextlib.nullcontext):
+    """Forward, backward, SGD; ``update`` wraps the SGD update (a profiler's named region)."""
     h = x
     for i in range(0, len(params), 2):
         h = h @ params[i] + params[i + 1]
@@ -36,14 +38,14 @@ def minigen_step(params, x, y):
             h = h.relu()
     loss = -h.log_softmax(dim=1)[np.arange(len(y)), y].mean()
     loss.backward()
-    with mg.no_grad():
+    with update(), mg.no_grad():
         for p in params:
             p.data -= LR * p.grad.data
             p.grad = None
     return loss
 
 
-def torch_step(torch, params, x, y):
+def torch_step(torch, params, x, y, update=contextlib.nullcontext):
     h = x
     for i in range(0, len(params), 2):
         h = h @ params[i] + params[i + 1]
@@ -51,11 +53,23 @@ def torch_step(torch, params, x, y):
             h = h.relu()
     loss = -h.log_softmax(dim=1)[torch.arange(len(y)), y].mean()
     loss.backward()
-    with torch.no_grad():
+    with update(), torch.no_grad():
         for p in params:
             p -= LR * p.grad
             p.grad = None
     return loss
+
+
+def twins(batch):
+    """The same float32 weights and batch for both: (ours, theirs, x ours, x theirs, y, y torch)."""
+    import torch
+    rng = np.random.default_rng(1)
+    x = rng.random((batch, SIZES[0]), dtype=np.float32)
+    y = rng.integers(0, SIZES[-1], batch)
+    ws = init_weights()
+    ours = [mg.tensor(w, requires_grad=True) for w in ws]
+    theirs = [torch.tensor(w, requires_grad=True) for w in ws]
+    return ours, theirs, mg.tensor(x), torch.tensor(x), y, torch.tensor(y)
 
 
 def run(batches=(64, 512), repeats=30):
@@ -63,13 +77,7 @@ def run(batches=(64, 512), repeats=30):
     threads = set_threads()
     rows = []
     for batch in batches:
-        rng = np.random.default_rng(1)
-        x = rng.random((batch, SIZES[0]), dtype=np.float32)
-        y = rng.integers(0, SIZES[-1], batch)
-        ws = init_weights()
-        ours = [mg.tensor(w, requires_grad=True) for w in ws]
-        theirs = [torch.tensor(w, requires_grad=True) for w in ws]
-        xm, xt, yt = mg.tensor(x), torch.tensor(x), torch.tensor(y)
+        ours, theirs, xm, xt, y, yt = twins(batch)
         # same data, same weights: the first losses must agree before timing means anything
         lm, lt = minigen_step(ours, xm, y).item(), torch_step(torch, theirs, xt, yt).item()
         assert abs(lm - lt) < 1e-4 * max(1, abs(lt)), (lm, lt)

@@ -7,8 +7,8 @@ here is checked).
 import importlib
 
 from . import autograd
-from .autograd import (Function, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
-                       set_grad_enabled)
+from .autograd import (BackwardError, Function, detect_anomaly, enable_grad, grad,
+                       is_grad_enabled, no_grad, set_grad_enabled)
 from .backend import (cuda_available, device, get_array_module, get_default_dtype,
                       get_rng_state, manual_seed, set_default_dtype, set_rng_state)
 from .dtypes import *  # noqa: F401,F403  (minigen.float32, minigen.long, ...)
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 # `import minigen` without making the core import slow. `cuda`, `backends` and `utils`
 # are PyTorch's namespaces (torch.cuda.is_available(), torch.utils.data.DataLoader).
 _LAZY = ("nn", "optim", "data", "models", "metrics", "viz", "cli", "kernels", "serialization",
-         "interop", "cuda", "backends", "utils", "runs")
+         "interop", "cuda", "backends", "utils", "runs", "testing", "profiler", "dot")
 
 
 def __getattr__(name):
@@ -36,4 +36,6 @@ def __getattr__(name):
         return importlib.import_module(f"{__name__}.{name}")
     if name in ("save", "load"):
         return getattr(importlib.import_module(f"{__name__}.serialization"), name)
+    if name == "profile":  # with minigen.profile() as prof: ... (minigen/profiler.py)
+        return importlib.import_module(f"{__name__}.profiler").profile
     raise AttributeError(f"module 'minigen' has no attribute {name!r}")

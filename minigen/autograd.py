@@ -26,6 +26,7 @@ Writing a new op::
     minigen.gradcheck(Cube.apply, [x64])    # check it against finite differences
 """
 import contextlib
+import inspect
 import weakref
 
 from .backend import get_array_module
@@ -34,6 +35,10 @@ from .backend import get_array_module
 _GRAD_ENABLED = [True]
 _ANOMALY = [False]
 _RUNNING_BACKWARD = []  # the Functions whose backward is running (anomaly reports name them)
+# The active op recorder, when one is on: minigen.profile() (profiler.py) or
+# minigen.viz.trace_modules() (dot.py). The last one started sees every Function.apply and
+# backprop; when the list is empty (always, unless one is on) an op pays one test of it.
+_RECORDERS = []
 
 
 def is_grad_enabled():
@@ -114,10 +119,17 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **kwargs):
-        from .tensor import Tensor
+        """Run ``forward`` on the inputs' arrays; record the op when a gradient is needed.
 
+        Positional arguments are the op's Tensor inputs (each gets a gradient from
+        ``backward``); every other argument (a number, an array, a shape) is a keyword.
+        """
+        if _RECORDERS:  # minigen.profile() or viz.trace_modules() is on: it makes this call
+            return _RECORDERS[-1].forward(cls, inputs, kwargs)
+        arrays = [t.data for t in inputs if isinstance(t, Tensor)]
+        if len(arrays) != len(inputs):
+            raise _not_a_tensor(cls, inputs)
         fn = cls()
-        arrays = [t.data for t in inputs]
         out = Tensor(fn.forward(*arrays, **kwargs))
         if _ANOMALY[-1]:
             where = f"{_RUNNING_BACKWARD[-1].name} (backward)" if _RUNNING_BACKWARD else \
@@ -136,6 +148,103 @@ class Function:
                 out.requires_grad = True
                 out._ctx = fn
         return out
+
+
+def apply_unrecorded(recorder, cls, inputs, kwargs):
+    """``cls.apply(*inputs, **kwargs)`` as if ``recorder`` (the last of ``_RECORDERS``) were
+    off: a recorder's ``forward`` wraps this with its timing or bookkeeping. A recorder
+    started earlier (the profiler, around a module trace) still sees the call."""
+    _RECORDERS.pop()
+    try:
+        return cls.apply(*inputs, **kwargs)
+    finally:
+        _RECORDERS.append(recorder)
+
+
+# ------------------------------------------------------------------ errors that name the op
+class BackwardError(RuntimeError):
+    """A ``backward`` returned something that is not one gradient per input.
+
+    ``op`` is the Function's name and ``input_index`` the input concerned (None when the
+    result as a whole is wrong, e.g. too few gradients)."""
+
+    def __init__(self, message, op=None, input_index=None):
+        super().__init__(message)
+        self.op = op
+        self.input_index = input_index
+
+
+def input_names(function_class):
+    """The names of ``forward``'s positional parameters (``('x', 'w')`` for conv2d's
+    ``forward(self, x, w, geom, cols=None)``), used to name an input by its role."""
+    try:
+        params = list(inspect.signature(function_class.forward).parameters.values())[1:]
+    except (TypeError, ValueError):  # pragma: no cover - a builtin forward
+        return ()
+    return tuple(p.name for p in params
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def describe_input(function_class, k, tensor=None):
+    """'input 1 (w)' or, with the tensor, 'input 1 (w, shape (4, 3), float64)'."""
+    names = input_names(function_class)
+    parts = [names[k]] if k < len(names) else []
+    if tensor is not None:
+        parts += [f"shape {tuple(tensor.shape)}", str(tensor.dtype)]
+    return f"input {k}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _not_a_tensor(cls, inputs):
+    k = next(i for i, t in enumerate(inputs) if not isinstance(t, Tensor))
+    return TypeError(
+        f"{cls.__name__}.apply: input {k} is a {_type_name(inputs[k])}, not a Tensor. "
+        f"Positional arguments of apply are the op's Tensor inputs (each gets a gradient); "
+        f"pass other values as keywords, e.g. {cls.__name__}.apply(x, p=2.0), or make a "
+        f"constant input a Tensor with minigen.tensor(value)")
+
+
+def _type_name(value):
+    """'float', 'numpy.ndarray', 'list': what a student wrote, as they would write it."""
+    module = type(value).__module__
+    return type(value).__name__ if module == "builtins" else \
+        f"{module.split('.')[0]}.{type(value).__name__}"
+
+
+def _bad_gradients(fn, result):
+    """The error for a backward result that is not a tuple of one entry per input."""
+    n = len(fn.inputs)
+    roles = ", ".join(describe_input(type(fn), k) for k in range(n))
+    if isinstance(result, list):
+        what = f"a list of {len(result)}"
+    elif isinstance(result, tuple):
+        what = f"{len(result)} gradient{'s' * (len(result) != 1)}"
+    elif isinstance(result, Tensor):
+        what = "a single Tensor"
+    else:
+        what = f"a {_type_name(result)}"
+    return BackwardError(
+        f"{fn.name}.backward returned {what} for {n} input{'s' * (n != 1)} ({roles}); "
+        f"return a tuple with one gradient (a Tensor, or None) per input, in order"
+        + ("" if n != 1 else ", or the single Tensor itself"), op=fn.name)
+
+
+def _bad_gradient(fn, k, parent, pg):
+    """The error for a gradient of the wrong kind, shape or dtype for input ``k``."""
+    role = f"{fn.name}.backward: the gradient for {describe_input(type(fn), k)}"
+    if not isinstance(pg, Tensor):
+        kind = _type_name(pg)
+        hint = ("build it with Tensor operations (it then stays differentiable, which "
+                "gradients of gradients need), or wrap it: minigen.Tensor(array)")
+        return BackwardError(f"{role} is a {kind}, not a Tensor; {hint}", fn.name, k)
+    if pg.shape != parent.shape:
+        hint = ""
+        if len(pg.shape) >= len(parent.shape):
+            hint = ("; an input that was broadcast needs its gradient summed back to its shape "
+                    "(minigen.ops.unbroadcast)")
+        return BackwardError(f"{role} has shape {tuple(pg.shape)}, but the input has shape "
+                             f"{tuple(parent.shape)}{hint}", fn.name, k)
+    return BackwardError(f"{role} is {pg.dtype}, but the input is {parent.dtype}; a gradient "
+                         "has its input's dtype", fn.name, k)
 
 
 # ------------------------------------------------------------------ the graph walk
@@ -189,6 +298,13 @@ def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=No
     (``Tensor.backward``). With a list of ``inputs`` their gradients are returned instead and
     no ``.grad`` is touched (``minigen.grad``).
     """
+    if _RECORDERS:  # minigen.profile() is on: it times the walk (it calls _backprop below)
+        return _RECORDERS[-1].backprop(_backprop, roots, root_grads, create_graph, retain_graph,
+                                       inputs, allow_unused)
+    return _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused)
+
+
+def _backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused):
     if retain_graph is None:
         retain_graph = create_graph
     order = _topological_order(roots)
@@ -218,14 +334,28 @@ def backprop(roots, root_grads, create_graph=False, retain_graph=None, inputs=No
                 in_grads = fn.backward(g)
             finally:
                 _RUNNING_BACKWARD.pop()
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            for parent, pg, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
-                if pg is None or not needed:
+            # One gradient per input, each a Tensor of its input's shape and dtype (or None):
+            # anything else fails here, naming the op and the input, not far away later.
+            if type(in_grads) is not tuple:
+                if isinstance(in_grads, Tensor) and len(fn.inputs) == 1:
+                    in_grads = (in_grads,)
+                elif in_grads is None and len(fn.inputs) == 1:
+                    in_grads = (None,)
+                else:
+                    raise _bad_gradients(fn, in_grads)
+            if len(in_grads) != len(fn.inputs):
+                raise _bad_gradients(fn, in_grads)
+            for k, (parent, pg, needed) in enumerate(zip(fn.inputs, in_grads,
+                                                         fn.needs_input_grad)):
+                if pg is None:
                     continue
-                if pg.shape != parent.shape:
-                    raise RuntimeError(f"{fn.name}.backward returned a gradient of shape "
-                                       f"{pg.shape} for an input of shape {parent.shape}")
+                if not isinstance(pg, Tensor):
+                    raise _bad_gradient(fn, k, parent, pg)
+                a, b = pg.data, parent.data
+                if a.shape != b.shape or (a.dtype is not b.dtype and a.dtype != b.dtype):
+                    raise _bad_gradient(fn, k, parent, pg)
+                if not needed:
+                    continue
                 if _ANOMALY[-1]:
                     _check_finite(pg.data, f"{fn.name} (backward)")
                 key = id(parent)
@@ -253,8 +383,6 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     themselves differentiable (the gradient penalty of WGAN-GP is built this way).
     ``only_inputs`` is accepted for old PyTorch code (it has no effect there either).
     """
-    from .tensor import Tensor, ones_like
-
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -278,3 +406,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if not t.requires_grad:
             raise RuntimeError("grad: an input does not require grad")
     return backprop(roots, root_grads, create_graph, retain_graph, inputs, allow_unused)
+
+
+# tensor.py imports this module (backprop), so Tensor comes last: by now all of the above
+# exists, and the hot paths (apply, the engine) find Tensor without an import per call.
+from .tensor import Tensor, ones_like  # noqa: E402

@@ -9,7 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401  (integer epoch ticks)
 import numpy as np  # noqa: E402
+
+from .dot import draw_graph, render as render_dot, trace_modules  # noqa: E402,F401  (graphs)
 
 
 def _to_images(images, image_shape=None):
@@ -69,22 +72,37 @@ def save_image_grid(images, path, nrow=8, title=None, image_shape=None, row_labe
     _save(fig, path)
 
 
-def save_curves(curves, path, xlabel="epoch", ylabel="", title=None, logy=False):
-    """Line plot of named series: ``curves = {"train": [...], "test": [...]}``."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+def save_curves(curves, path, xlabel="epoch", ylabel="", title=None, logy=False, x=None,
+                note=None):
+    """Line plot of named series: ``curves = {"train": [...], "test": [...]}``.
+
+    Series are plotted against 1, 2, ... unless ``x`` maps a series' name to its own x values
+    (a per-epoch mean of training batches belongs mid-epoch, at ``epoch - 0.5``). Integer
+    x ticks only; every point is marked while there are few, so one epoch shows as points,
+    not as an empty plot. ``note`` is a line of small print under the axes."""
+    x = x or {}
+    fig, ax = plt.subplots(figsize=(6, 4.4 if note else 4), dpi=100)
+    longest = 0
     for name, ys in curves.items():
         ys = list(ys)
         if ys:
-            ax.plot(range(1, len(ys) + 1), ys, marker="o" if len(ys) < 30 else None,
-                    markersize=3, label=name)
+            xs = list(x.get(name, range(1, len(ys) + 1)))
+            longest = max(longest, len(ys))
+            ax.plot(xs, ys, marker="o" if len(ys) < 30 else None, markersize=4, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if longest <= 2:  # one or two epochs: show them from the start, not as a 0.1-wide sliver
+        ax.set_xlim(0, longest + 0.5)
     if logy:
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="#444444", wrap=True)
+        fig.subplots_adjust(bottom=0.2)
     _save(fig, path)
 
 

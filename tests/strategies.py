@@ -1,18 +1,9 @@
-"""Hypothesis strategies for minigen's gradient tests, and the table of ops they feed.
+"""The table of ops the gradient and PyTorch-parity tests run on, with the strategies that
+only this table needs (reshape, permute, getitem...).
 
-Three things are drawn here:
-
-* shapes -- small (at most 3 dims, 4 when broadcasting, of sizes 1..4 and at most
-  ``MAX_SIZE`` entries), because a
-  full gradcheck runs one backward per output entry and two forwards per input entry;
-* values -- float64, kept away from every point where an op is not differentiable
-  (relu/abs/leaky_relu/elu at 0, max/min ties, clamp bounds, log/sqrt near 0, division by
-  near-zero, pow with a negative base), since finite differences across a kink disagree
-  with any one-sided derivative and a failure there says nothing about the code;
-* layouts -- the same values stored contiguously, transposed, reversed (negative strides)
-  or as a strided view of a larger NaN-filled buffer, so an op that silently assumes a
-  C-contiguous input (or reads past its view) is caught. ``gradcheck`` perturbs
-  ``t.data[index]`` in place, which works on a view.
+The general strategies -- shapes, values away from kinks, memory layouts, unary / binary /
+reduction / matmul inputs, fixed noise -- are public, in ``minigen.testing``, so students
+property-test their own ops with them.
 
 ``OP_CASES`` lists every differentiable op with a strategy for its inputs. Each case's
 ``fn(L, *xs, **kw)`` is written once against a library ``L`` -- ``minigen`` itself, or the
@@ -27,14 +18,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import minigen as mg
-
-MAX_SIZE = 24        # entries per drawn tensor
-MARGIN = 0.1         # distance kept from every kink (finite differences use eps = 1e-6)
-
-# Tight tolerances for float64 central differences (error ~ eps^2 f''' + 1e-16 |f| / eps);
-# gradcheck's own defaults (atol 1e-5, rtol 1e-3) would hide small mistakes.
-TOL = dict(atol=1e-6, rtol=1e-5)
+from minigen.testing import (binary, broadcast_pairs, broadcast_shape_pair, laid_out,
+                             matmul_inputs, no_tie_pair, reduction, shapes, unary, values)
 
 
 def per_op_settings(fraction, at_least):
@@ -42,117 +27,6 @@ def per_op_settings(fraction, at_least):
     of the active hypothesis profile's examples (but ``at_least``), so the profile still
     scales the work (ci < dev < thorough) and the file stays within its time budget."""
     return settings(max_examples=max(at_least, round(settings.default.max_examples * fraction)))
-
-
-# ------------------------------------------------------------------ shapes
-def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4, max_size=MAX_SIZE):
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                            max_side=max_side).filter(lambda s: int(np.prod(s)) <= max_size)
-
-
-def broadcast_pairs(min_dims=0, max_dims=3, max_side=4):
-    """Two shapes that broadcast together: (shape_a, shape_b)."""
-    return hnp.mutually_broadcastable_shapes(
-        num_shapes=2, min_dims=min_dims, max_dims=max_dims, max_side=max_side).filter(
-        lambda b: int(np.prod(b.result_shape)) <= MAX_SIZE).map(lambda b: b.input_shapes)
-
-
-@st.composite
-def broadcast_shape_pair(draw, max_dims=4):
-    """(small, big): a shape and a shape it broadcasts to. Drawn big first, then small keeps
-    its trailing dims with some of them set to 1, so both kinds of broadcasting (new
-    leading axes, grown size-1 axes) are common."""
-    big = draw(shapes(max_dims=max_dims))
-    kept = big[len(big) - draw(st.integers(0, len(big))):]
-    return tuple(1 if draw(st.booleans()) else n for n in kept), big
-
-
-def reduce_dims(ndim):
-    """A ``dim=`` argument: None, one int (maybe negative), or a tuple of distinct dims."""
-    if ndim == 0:
-        return st.just(None)
-    one = st.integers(-ndim, ndim - 1)
-    several = st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(
-        tuple)
-    return st.one_of(st.just(None), one, several)
-
-
-def _axes(dim, ndim):
-    if dim is None:
-        return tuple(range(ndim))
-    return tuple(d % ndim for d in ((dim,) if isinstance(dim, int) else dim))
-
-
-# ------------------------------------------------------------------ values
-def _away_from_zero(lo=MARGIN, hi=2.0):
-    return st.one_of(st.floats(-hi, -lo), st.floats(lo, hi))
-
-
-ELEMENTS = {
-    "smooth": st.floats(-3.0, 3.0),          # ops smooth everywhere (exp, tanh, softmax...)
-    "nonzero": _away_from_zero(),            # kinks at 0 (abs, relu, elu), denominators
-    "positive": st.floats(0.2, 3.0),         # log, sqrt, fractional powers, pow bases
-    "above_minus_one": st.floats(-0.8, 3.0),  # log1p
-    "unclamped": st.floats(-2.0, 2.0).filter(lambda v: abs(abs(v) - 0.5) > MARGIN),
-}
-
-
-def values(shape, kind="smooth"):
-    """A float64 array of ``shape`` whose entries suit ops of ``kind`` (see ``ELEMENTS``)."""
-    if kind == "distinct":
-        return distinct_values(shape)
-    return hnp.arrays(np.float64, shape, elements=ELEMENTS[kind])
-
-
-@st.composite
-def distinct_values(draw, shape):
-    """Entries at least 0.15 apart: no max/min ties, and a variance well away from 0."""
-    n = int(np.prod(shape))
-    ranks = np.array(draw(st.permutations(range(n))), dtype=np.float64)
-    jitter = draw(hnp.arrays(np.float64, n, elements=st.floats(0.0, 0.4)))
-    return ((ranks + jitter) * 0.25 - n / 8).reshape(shape)
-
-
-@st.composite
-def interleaved_pair(draw, shape_a, shape_b):
-    """Two arrays whose entries never tie: a = k + [0.05, 0.45], b = k + [0.55, 0.95]."""
-    ka = draw(hnp.arrays(np.float64, shape_a, elements=st.integers(-2, 1).map(float)))
-    kb = draw(hnp.arrays(np.float64, shape_b, elements=st.integers(-2, 1).map(float)))
-    fa = draw(hnp.arrays(np.float64, shape_a, elements=st.floats(0.05, 0.45)))
-    fb = draw(hnp.arrays(np.float64, shape_b, elements=st.floats(0.55, 0.95)))
-    return ka + fa, kb + fb
-
-
-# ------------------------------------------------------------------ layouts
-LAYOUTS = ("contiguous", "transposed", "reversed", "strided")
-
-
-def lay_out(array, layout):
-    """The same values stored in ``layout``; every layout but 'contiguous' is a view."""
-    array = np.asarray(array, dtype=np.float64)
-    if layout == "contiguous" or array.ndim == 0:
-        return array.copy(order="C")  # (not ascontiguousarray: it turns 0-d into 1-d)
-    if layout == "transposed":                    # a Fortran-order view
-        return array.T.copy(order="C").T
-    if layout == "reversed":                      # negative strides on every axis
-        flip = (slice(None, None, -1),) * array.ndim
-        return array[flip].copy(order="C")[flip]
-    # every other entry of a bigger buffer whose gaps hold NaN: reading outside the
-    # view poisons the result
-    big = np.full(tuple(2 * n + 1 for n in array.shape), np.nan)
-    view = big[(slice(1, None, 2),) * array.ndim]
-    view[...] = array
-    return view
-
-
-@st.composite
-def laid_out(draw, array):
-    return lay_out(array, draw(st.sampled_from(LAYOUTS)))
-
-
-def as_inputs(arrays):
-    """minigen leaves (requires_grad, float64) sharing the arrays' memory, views included."""
-    return [mg.Tensor(a, requires_grad=True) for a in arrays]
 
 
 # ------------------------------------------------------------------ op table
@@ -169,30 +43,6 @@ class OpCase:
 
 
 @st.composite
-def unary(draw, kind="smooth", shape=None, **kw):
-    shape = draw(shapes()) if shape is None else shape
-    x = draw(laid_out(draw(values(shape, kind))))
-    return (x,), {k: draw(v) for k, v in kw.items()}
-
-
-@st.composite
-def binary(draw, kind_a="smooth", kind_b="smooth"):
-    sa, sb = draw(broadcast_pairs())
-    a = draw(values(sa, kind_a))
-    b = draw(values(sb, kind_b))
-    return (draw(laid_out(a)), draw(laid_out(b))), {}
-
-
-@st.composite
-def no_tie_pair(draw):
-    sa, sb = draw(broadcast_pairs())
-    a, b = draw(interleaved_pair(sa, sb))
-    if draw(st.booleans()):
-        a, b = b, a
-    return (draw(laid_out(a)), draw(laid_out(b))), {}
-
-
-@st.composite
 def where_inputs(draw):
     sa, sb = draw(broadcast_pairs())
     a, b = draw(values(sa)), draw(values(sb))
@@ -200,40 +50,6 @@ def where_inputs(draw):
     cond_shape = out[draw(st.integers(0, len(out))):]  # cond may broadcast too
     cond = draw(hnp.arrays(np.bool_, cond_shape))
     return (draw(laid_out(a)), draw(laid_out(b))), {"cond": cond}
-
-
-@st.composite
-def reduction(draw, kind="smooth", min_count=1, single=False, keepdim=True, unbiased=False):
-    shape = draw(shapes(min_dims=1))
-    dim = draw(st.integers(-len(shape), len(shape) - 1) if single else reduce_dims(len(shape)))
-    count = int(np.prod([shape[a] for a in _axes(dim, len(shape))]))
-    if count < min_count:  # var/std need two entries; grow the first reduced axis
-        axis = _axes(dim, len(shape))[0]
-        shape = shape[:axis] + (min_count,) + shape[axis + 1:]
-    x = draw(laid_out(draw(values(shape, kind))))
-    kw = {"dim": dim}
-    if keepdim:
-        kw["keepdim"] = draw(st.booleans())
-    if unbiased:
-        kw["unbiased"] = draw(st.booleans())
-    return (x,), kw
-
-
-@st.composite
-def matmul_inputs(draw, form):
-    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
-    if form == "2d":
-        sa, sb = (n, k), (k, m)
-    elif form == "batched":
-        ba, bb = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=2,
-                                                        max_side=3)).input_shapes
-        sa, sb = ba + (n, k), bb + (k, m)
-    else:  # the 1-D forms of numpy.matmul, and outer(a, b) of two vectors
-        batch = tuple(draw(st.lists(st.integers(1, 2), max_size=1)))
-        sa, sb = {"1d@2d": ((k,), batch + (k, m)), "2d@1d": (batch + (n, k), (k,)),
-                  "1d@1d": ((k,), (k,)), "outer": ((n,), (m,))}[form]
-    a, b = draw(values(sa)), draw(values(sb))
-    return (draw(laid_out(a)), draw(laid_out(b))), {}
 
 
 @st.composite

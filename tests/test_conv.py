@@ -6,7 +6,7 @@ enough that a full float64 Jacobian stays cheap.
 """
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigen as mg
@@ -14,51 +14,10 @@ from cuda_backends import (BACKENDS, LAUNCHES, ORDERS, device, exercises, host, 
                            running)
 from minigen.kernels import cpu, cuda
 from minigen.ops import conv as C
-from strategies import TOL, distinct_values, lay_out
+from minigen.testing import (TOL, conv_cases, conv_transpose_cases, distinct_values,
+                             lay_out, pool_cases)
+
 PARITY = dict(rtol=1e-10, atol=1e-12)  # float64: only summation order differs from torch
-
-
-def pairs(lo, hi):
-    return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
-
-
-# ------------------------------------------------------------------ drawn geometries
-@st.composite
-def conv_cases(draw, max_batch=2, max_channels=3, max_extra=4):
-    """(N, C, O, (H, W), kernel, stride, padding, dilation) with the dilated kernel fitting
-    inside the padded input."""
-    kernel, stride = draw(pairs(1, 3)), draw(pairs(1, 3))
-    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 2))
-    size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + draw(st.integers(0, max_extra))
-                 for k, p, d in zip(kernel, padding, dilation))
-    n, c, o = (draw(st.integers(1, m)) for m in (max_batch, max_channels, max_channels))
-    return n, c, o, size, kernel, stride, padding, dilation
-
-
-@st.composite
-def conv_transpose_cases(draw, max_batch=2, max_channels=3, max_size=4):
-    """(N, O, C, (h, w), kernel, stride, padding, output_padding, dilation) whose output is
-    not empty; output_padding < max(stride, dilation) as torch requires."""
-    kernel, stride = draw(pairs(1, 3)), draw(pairs(1, 3))
-    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 2))
-    out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    size = draw(pairs(1, max_size))
-    out = [C.conv_transpose_output_size(*a) for a in
-           zip(size, kernel, stride, padding, out_pad, dilation)]
-    assume(min(out) >= 1)
-    n, o, c = (draw(st.integers(1, m)) for m in (max_batch, max_channels, max_channels))
-    return n, o, c, size, kernel, stride, padding, out_pad, dilation
-
-
-@st.composite
-def pool_cases(draw):
-    """(shape, kernel, stride or None, padding) with padding <= kernel / 2 (torch's rule)."""
-    kernel = draw(pairs(1, 3))
-    stride = draw(st.one_of(st.none(), pairs(1, 3)))
-    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
-    size = tuple(max(1, k - 2 * p) + draw(st.integers(0, 4)) for k, p in zip(kernel, padding))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + size
-    return shape, kernel, stride, padding
 
 
 def normal(shape, seed=0, dtype=np.float64):
@@ -340,7 +299,7 @@ def t(*shape):
      r"\(2, 3, 3, 3\)"),
     (lambda: mg.conv_transpose2d(t(1, 3, 5, 5), t(2, 3, 3, 3)),
      r"conv_transpose2d: input of shape \(1, 3, 5, 5\) has 3 channels, but weight of shape "
-     r"\(2, 3, 3, 3\) \(in, out, kH, kW\) expects 2"),
+     r"\(2, 3, 3, 3\) \(O, C, kH, kW\) = \(in, out, kH, kW\) expects 2"),
     (lambda: mg.conv2d(t(1, 3, 2, 5), t(2, 3, 3, 3)),
      r"conv2d: kernel \(3, 3\) .* bigger than the padded input \(2, 5\)"),
     (lambda: mg.conv2d(t(1, 3, 4, 4), t(2, 3, 3, 3), dilation=2),

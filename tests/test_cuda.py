@@ -37,7 +37,7 @@ from minigen.models import rbm as R
 from minigen.models import som as S
 from minigen.models.vae import reparameterize
 from minigen.nn.functional import Normalize
-from strategies import TOL
+from minigen.testing import TOL
 
 KERNELS_DIR = os.path.dirname(emulation.HEADER)
 SOURCES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(KERNELS_DIR, "*.cu")))

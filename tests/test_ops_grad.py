@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigen as mg
-from strategies import OP_CASES, TOL, as_inputs, distinct_values, lay_out, per_op_settings, shapes
+from minigen.testing import TOL, as_inputs, distinct_values, lay_out, shapes
+from strategies import OP_CASES, per_op_settings
 
 
 def _f(case, kw):

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigen as mg
-from strategies import basic_index, shapes
+from minigen.testing import shapes
+from strategies import basic_index
 
 
 # ------------------------------------------------------------------ creation

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigen as mg
-from strategies import OP_CASES, as_inputs, per_op_settings
+from minigen.testing import as_inputs
+from strategies import OP_CASES, per_op_settings
 
 torch = pytest.importorskip("torch", reason="torch not installed: PyTorch parity not checked")
 F = torch.nn.functional

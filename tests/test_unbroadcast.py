@@ -14,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 import minigen as mg
 from minigen.ops.shape import unbroadcast
-from strategies import (TOL, as_inputs, broadcast_pairs, broadcast_shape_pair, interleaved_pair,
-                        lay_out, values)
+from minigen.testing import (TOL, as_inputs, broadcast_pairs, broadcast_shape_pair,
+                             interleaved_pair, lay_out, values)
 
 
 def oracle_unbroadcast(g, shape):

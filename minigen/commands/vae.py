@@ -297,15 +297,24 @@ def draw_figures(model, run, xt, yt, classes, seed=0):
         _traversal(model, mu, logvar, yt[:1] if cond else None, classes, out("latent_traversal.png"))
         # interpolation between pairs of test images
         _interpolation(model, xt[:8], yt[:8] if cond else None, out("interpolation.png"))
-        # loss curves
+        # loss curves. A train value is the mean over the epoch's batches, taken while the
+        # weights were still improving: it belongs mid-epoch, and early on it sits above the
+        # test -ELBO of the end-of-epoch weights (not a sign of a bug or of underfitting).
+        epochs = run.series("epoch")
+        mid = {name: [e - 0.5 for e in epochs] for name in
+               ("train loss", "train reconstruction", "train KL")}
+        note = ("train: mean over the epoch's batches while the weights still improve (drawn "
+                "mid-epoch); test: the weights at the end of the epoch")
         viz.save_curves({"train loss": run.series("train_loss"),
                          "test -ELBO": run.series("test_neg_elbo")}, out("loss_curves.png"),
-                        ylabel="nats per image", title="negative ELBO")
+                        ylabel="nats per image", title="negative ELBO = reconstruction + KL",
+                        x=mid, note=note)
         viz.save_curves({"train reconstruction": run.series("train_recon"),
                          "test reconstruction": run.series("test_recon"),
                          "train KL": run.series("train_kl"), "test KL": run.series("test_kl")},
-                        out("loss_parts.png"), ylabel="nats per image", logy=True,
-                        title="the ELBO's parts: -log p(x|z) and KL(q(z|x) || p(z))")
+                        out("loss_parts.png"), ylabel="nats per image (log scale)", logy=True,
+                        title="the ELBO's parts: -log p(x|z) and KL(q(z|x) || p(z)), in nats",
+                        x=mid, note=note)
         if latent == 2:
             n = min(len(xt), 5000)
             mu_all = np.concatenate([model.encode(_t(model, xt[s:s + 1000]),
@@ -347,7 +356,7 @@ def _traversal(model, mu, logvar, label, classes, path):
     if label is not None:
         title += f" (class {classes[int(label[0])]})"
     viz.save_latent_traversal(_decode(model, z, labels), values, path,
-                              [f"z{j} (KL {kl[j]:.1f})" for j in rows],
+                              [f"z{j} (KL {kl[j]:.1f} nats)" for j in rows],
                               image_shape=model.image_shape, title=title)
 
 

@@ -1,5 +1,15 @@
 """Convolution and pooling: conv2d, conv_transpose2d, max_pool2d, avg_pool2d.
 
+Letters
+-------
+``N`` batch; ``C`` the channels of the *image* side (conv2d's input, conv_transpose2d's
+output) and ``H, W`` its size; ``O`` the channels of the *window* side (conv2d's output,
+conv_transpose2d's input) and ``oH, oW`` its grid of window positions; ``kH, kW`` the kernel.
+Both ops take the same weight array ``w`` of shape ``(O, C, kH, kW)``: for conv2d that is
+PyTorch's ``(out_channels, in_channels, kH, kW)``, for conv_transpose2d PyTorch's
+``(in_channels, out_channels, kH, kW)`` -- one layout read from the two ends, because
+conv_transpose2d is conv2d run backwards (its adjoint, below) with the same weight.
+
 How a convolution is computed -- im2col + one GEMM
 --------------------------------------------------
 ``conv2d`` slides a ``kH x kW`` window over the (zero-padded) input and takes, at every
@@ -11,12 +21,30 @@ window position, the dot product of the window with each filter::
 ``(C*kH*kW, N*oH*oW)``; then the whole convolution is ONE matrix product
 ``w.reshape(O, C*kH*kW) @ cols``, which BLAS runs at close to the machine's peak.
 
+The backward in three lines
+---------------------------
+Write the forward as two linear steps: ``X = im2col(x)`` (a copy: every entry of ``X`` is a
+pixel of ``x``, or a zero of the padding), then ``Y = W X`` (``W`` is ``w`` as an
+``(O, C*kH*kW)`` matrix, ``Y`` the output as ``(O, N*oH*oW)``). With ``G = dL/dY``::
+
+    dL/dW = G X^T                                    (a GEMM: the weight gradient)
+    dL/dX = W^T G                                    (a GEMM)
+    dL/dx = im2col^T(dL/dX) = col2im(W^T G)          (the chain rule through im2col)
+
+The third line is the chain rule for a linear map: if ``X = A x`` then ``dL/dx = A^T dL/dX``.
+For a map that is not stored as a matrix, ``A^T`` means its *adjoint*: the linear map
+``A*`` with ``<A x, c> = <x, A* c>`` for every ``x`` and ``c`` (the dot products of the two
+spaces). im2col copies pixels into columns, so its adjoint *adds* every column entry back
+onto the pixel it was copied from -- ``col2im``; a pixel read by k windows receives the sum
+of the k gradients. ``tests/test_conv.py::test_col2im_is_the_adjoint_of_im2col`` checks
+``<im2col(x), c> == <x, col2im(c)>`` for random x, c and geometries, and the gradient tests
+check the three lines end to end against finite differences.
+
 Three bilinear maps, each the others' adjoint
 ---------------------------------------------
 Write ``B(x, w, g) = <g, conv2d(x, w)>``. Its three partial gradients are
 
-* ``d B / d x = conv_transpose2d(g, w)`` -- GEMM ``w^T @ g``, then ``col2im`` (the adjoint of
-  im2col: each column entry is added back onto the pixel it was copied from);
+* ``d B / d x = conv_transpose2d(g, w)`` -- GEMM ``w^T @ g``, then ``col2im`` (the line above);
 * ``d B / d w = conv2d_weight(x, g)``    -- GEMM ``g @ cols^T`` (correlate input and gradient);
 * ``d B / d g = conv2d(x, w)``.
 
@@ -362,7 +390,8 @@ def _check_weight(x, w, op, channel_axis):
     if w.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D, got shape {w.shape}")
     if x.shape[1] != w.shape[channel_axis]:
-        layout = "(out, in, kH, kW)" if channel_axis == 1 else "(in, out, kH, kW)"
+        layout = "(O, C, kH, kW) = (out, in, kH, kW)" if channel_axis == 1 else \
+            "(O, C, kH, kW) = (in, out, kH, kW)"
         raise ValueError(f"{op}: input of shape {x.shape} has {x.shape[1]} channels, but weight "
                          f"of shape {w.shape} {layout} expects {w.shape[channel_axis]}")
     _check_same_kind(x, w, op, "weight")
