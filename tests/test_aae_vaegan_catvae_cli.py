@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_gan_cli import _flat, _png
+from test_gan_cli import _png, assert_same_checkpoints
 from test_vae_cli import _one_line_error, data_dir  # noqa: F401  (64 tiny IDX images)
 
 import minigen as mg
@@ -114,14 +114,7 @@ def test_resume_continues_bit_for_bit(model, setting, tmp_path, capsys):
     assert _train(model, stopped, *fast, epochs=1) == 0
     assert _train(model, stopped, *fast, "--resume", epochs=2) == 0
     assert "resuming" in capsys.readouterr().out
-    a = _flat(load(str(straight / "checkpoint.npz")))
-    b = _flat(load(str(stopped / "checkpoint.npz")))
-    assert a.keys() == b.keys()
-    for key in a:
-        if key != "history":
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
+    assert_same_checkpoints(straight, stopped)
     assert _train(model, stopped, *fast, "--resume", epochs=2) == 0
     assert "nothing to do" in capsys.readouterr().out
 

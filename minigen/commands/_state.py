@@ -118,3 +118,87 @@ def sample_grid(args, state, draw):
     viz.save_image_grid(images, args.out, nrow=int(math.ceil(math.sqrt(args.n))),
                         image_shape=image_shape(state))
     print(f"wrote {args.n} samples to {args.out}")
+
+
+# ============================================================== the run loop
+def add_run_arguments(p, name):
+    """The options every one of these commands has: figures, subset, device, seed, folder."""
+    from ..options import natural
+    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
+                   help="redraw the figures every N epochs and after the last (0: none)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="use only the first N training and test images (quick trials)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=f"runs/{name}", help=f"run folder (default runs/{name})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out up to --epochs")
+
+
+def check_batch(n, batch_size):
+    if n < batch_size:
+        raise CLIError(f"{n} training images are fewer than one batch of {batch_size}; "
+                       f"lower --batch-size")
+
+
+def start_or_resume(run, args, name, config, keys, loader, modules, optimizers, describe):
+    """(first epoch to train, steps so far, trace): (1, 0, {}) for a new run, after printing
+    ``describe``; the checkpoint's for ``--resume``. None when the run is already done."""
+    if not args.resume:
+        print(describe)
+        return 1, 0, {}
+    state = restore(run, name, config, keys, loader, modules, optimizers)
+    done = int(state["epoch"])
+    if done >= args.epochs:
+        print(f"{run.out}: already trained for {done} epochs (--epochs {args.epochs}); "
+              f"nothing to do")
+        return None
+    print(f"resuming {run.out} after epoch {done}")
+    return done + 1, int(state["steps"]), trace_from(state)
+
+
+def run_epochs(run, args, first, epoch, checkpoint, figures, line):
+    """Epochs ``first`` .. ``args.epochs``: ``epoch(n)`` trains and evaluates (a dict of
+    numbers), then the record is logged, ``checkpoint(n)`` saved, ``line(record)`` printed
+    and, every ``--figures-every`` epochs and after the last, ``figures()`` drawn."""
+    import time
+    written = []
+    for n in range(first, args.epochs + 1):
+        t0 = time.perf_counter()
+        record = {"epoch": n, **epoch(n)}
+        record["seconds"] = time.perf_counter() - t0
+        run.log(**record)
+        run.save_checkpoint(checkpoint(n))
+        print(line(record), flush=True)
+        every = args.figures_every
+        if every > 0 and (n == args.epochs or n % every == 0):
+            written = figures()
+    if written:
+        print(f"figures in {run.out}/: {', '.join(written)}")
+    print(f"metrics in {run.path('metrics.json')} (and .csv); checkpoint {run.checkpoint_path}")
+
+
+def train_batches(loader, step, trace, steps, epoch, desc, shown):
+    """One pass over ``loader``: ``step(x, y, steps)`` (``steps``: the steps taken before it)
+    returns the batch's numbers as scalar Tensors.
+    They become floats in this one place (``check_finite_loss``: a NaN stops the run here),
+    are averaged over the epoch (as ``train_<name>``), recorded in ``trace`` about 100 times an
+    epoch, and ``shown`` ({label: (name, format)}) on the progress bar. Returns (the means,
+    the step count)."""
+    from ..runs import check_finite_loss, progress
+    every = max(1, len(loader) // 100)
+    sums, count = {}, 0
+    bar = progress(loader, total=len(loader), desc=desc)
+    for i, (xb, yb) in enumerate(bar, 1):
+        out = step(xb, yb, steps)
+        numbers = {key: check_finite_loss(value.item(), epoch, i, name=key)
+                   for key, value in out.items()}
+        steps += 1
+        count += 1
+        for key, value in numbers.items():
+            sums[key] = sums.get(key, 0.0) + value
+        if steps % every == 0:
+            record_trace(trace, numbers, steps)
+            bar.set_postfix({label: fmt.format(numbers[key])
+                             for label, (key, fmt) in shown.items()})
+    return {f"train_{key}": total / max(count, 1) for key, total in sums.items()}, steps

@@ -23,14 +23,13 @@ codes; D's accuracy), an atomic checkpoint and the figures: the 2-D code of the 
 the prior's density, the plane of codes decoded, samples, reconstructions, for the labelled
 variants the style held fixed across classes, and the loss curves.
 """
-import time
 
 import numpy as np
 
 import minigen as mg
 
-from ..options import below_one, natural, positive
-from ..runs import CLIError, Run, check_finite_loss, progress
+from ..options import below_one, positive
+from ..runs import CLIError, Run, check_finite_loss
 from . import _state
 from .gan import _eval_rng
 
@@ -72,15 +71,7 @@ def add_arguments(p):
     p.add_argument("--reg-betas", type=below_one, nargs=2, default=None,
                    metavar=("B1", "B2"), help="regularisation phase: Adam's betas "
                                               "(default 0.5 0.999)")
-    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use only the first N training and test images (quick trials)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/aae", help="run folder (default runs/aae)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out up to --epochs")
+    _state.add_run_arguments(p, "aae")
 
 
 def config_from_args(args, image_shape, classes):
@@ -121,9 +112,7 @@ def train(args):
     run = Run(args.out, resume=args.resume)
     x, y, xt, yt, classes, image_shape = load_data(args.dataset, args.subset)
     config = config_from_args(args, image_shape, classes)
-    if len(x) < config["batch_size"]:
-        raise CLIError(f"{len(x)} training images are fewer than one batch of "
-                       f"{config['batch_size']}; lower --batch-size")
+    _state.check_batch(len(x), config["batch_size"])
     mg.manual_seed(args.seed)
     ae, D = build_aae(config)
     device = _state.to_device(args.device, ae, D)
@@ -133,66 +122,37 @@ def train(args):
                         seed=args.seed)
     modules = {"ae": ae, "D": D}
     opts = {"opt_ae": opt_ae, "opt_D": opt_D, "opt_G": opt_G}
-    trace, steps, start = {}, 0, 0
-    if args.resume:
-        state = _state.restore(run, "aae", config, RESUME_KEYS, loader, modules, opts)
-        start, steps, trace = int(state["epoch"]), int(state["steps"]), _state.trace_from(state)
-        if start >= args.epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {args.epochs}); "
-                  f"nothing to do")
-            return
-        print(f"resuming {run.out} after epoch {start}")
-    else:
-        print(f"adversarial autoencoder, code in R^{config['latent']}, {config['prior']} prior"
-              f"{'' if config['labels'] == 'none' else ', labels ' + config['labels']}, on "
-              f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps")
+    begun = _state.start_or_resume(
+        run, args, "aae", config, RESUME_KEYS, loader, modules, opts,
+        f"adversarial autoencoder, code in R^{config['latent']}, {config['prior']} prior"
+        f"{'' if config['labels'] == 'none' else ', labels ' + config['labels']}, on "
+        f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps")
+    if begun is None:
+        return
+    first, steps, trace = begun
     prior = _prior(config)
-    for epoch in range(start + 1, args.epochs + 1):
-        t0 = time.perf_counter()
-        tr, steps = train_epoch(ae, D, opt_ae, opt_D, opt_G, prior, loader, config, trace, steps,
-                                device, epoch, desc=f"epoch {epoch}/{args.epochs}")
+
+    def epoch(n):
+        nonlocal steps
+        from ..models.aae import train_step
+        ae.train()
+        D.train()
+        tr, steps = _state.train_batches(
+            loader, lambda xb, yb, _: train_step(ae, D, opt_ae, opt_D, opt_G, prior, xb.to(device),
+                                              yb, config["labels"], config["num_classes"]),
+            trace, steps, n, f"epoch {n}/{args.epochs}",
+            {"recon": ("recon", "{:.1f}"), "D": ("d_loss", "{:.3f}"), "G": ("g_loss", "{:.3f}")})
         te = evaluate(ae, D, prior, xt, yt, config, seed=args.seed, device=device)
-        check_finite_loss(te["test_recon"], epoch, name="test reconstruction error")
-        record = {"epoch": epoch, **tr, **te, "seconds": time.perf_counter() - t0}
-        run.log(**record)
-        run.save_checkpoint(_state.checkpoint_state("aae", config, epoch, run, loader, modules,
-                                                    opts, trace, steps=steps))
-        print(_epoch_line(record, args.epochs), flush=True)
-        every = args.figures_every
-        if every > 0 and (epoch == args.epochs or epoch % every == 0):
-            written = draw_figures(ae, D, prior, run, xt, yt, classes, config, trace,
-                                   seed=args.seed, device=device)
-    if args.figures_every > 0:
-        print(f"figures in {run.out}/: {', '.join(written)}")
-    print(f"metrics in {run.path('metrics.json')} (and .csv); checkpoint {run.checkpoint_path}")
+        check_finite_loss(te["test_recon"], n, name="test reconstruction error")
+        return {**tr, **te}
 
-
-def train_epoch(ae, D, opt_ae, opt_D, opt_G, prior, loader, config, trace, steps, device,
-                epoch=1, desc="epoch"):
-    """One pass over ``loader``, each batch one step of both phases (``models.aae.train_step``).
-    Returns (the epoch's mean numbers, the step count)."""
-    from ..models.aae import train_step
-    labels = config["labels"]
-    every = max(1, len(loader) // 100)  # ~100 points per epoch on the curves
-    sums, count = {}, 0
-    ae.train()
-    D.train()
-    bar = progress(loader, total=len(loader), desc=desc)
-    for step, (xb, yb) in enumerate(bar, 1):
-        out = train_step(ae, D, opt_ae, opt_D, opt_G, prior, xb.to(device), yb, labels,
-                         config["num_classes"])
-        steps += 1
-        # the one place where the losses become numbers (a NaN stops the run here)
-        numbers = {key: check_finite_loss(value.item(), epoch, step, name=key)
-                   for key, value in out.items()}
-        count += 1
-        for key, value in numbers.items():
-            sums[key] = sums.get(key, 0.0) + value
-        if steps % every == 0:
-            _state.record_trace(trace, numbers, steps)
-            bar.set_postfix(recon=f"{numbers['recon']:.1f}", D=f"{numbers['d_loss']:.3f}",
-                            G=f"{numbers['g_loss']:.3f}")
-    return {f"train_{key}": total / max(count, 1) for key, total in sums.items()}, steps
+    _state.run_epochs(
+        run, args, first, epoch,
+        lambda n: _state.checkpoint_state("aae", config, n, run, loader, modules, opts, trace,
+                                          steps=steps),
+        lambda: draw_figures(ae, D, prior, run, xt, yt, classes, config, trace, seed=args.seed,
+                             device=device),
+        lambda r: _epoch_line(r, args.epochs))
 
 
 def _epoch_line(r, epochs):

@@ -19,14 +19,13 @@ figures: samples from the prior, reconstructions through the most probable code,
 traversal (each row sets one variable to each of its classes), the loss curves and the
 temperature.
 """
-import time
 
 import numpy as np
 
 import minigen as mg
 
-from ..options import natural, positive, unit_interval
-from ..runs import CLIError, Run, check_finite_loss, progress
+from ..options import positive, unit_interval
+from ..runs import CLIError, Run, check_finite_loss
 from . import _state
 from .gan import _eval_rng
 
@@ -59,15 +58,7 @@ def add_arguments(p):
                    help="steps between temperature updates (default 500)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=positive, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use only the first N training and test images (quick trials)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/catvae", help="run folder (default runs/catvae)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out up to --epochs")
+    _state.add_run_arguments(p, "catvae")
 
 
 def config_from_args(args, image_shape):
@@ -100,71 +91,50 @@ def train(args):
     run = Run(args.out, resume=args.resume)
     x, y, xt, yt, classes, image_shape = load_data(args.dataset, args.subset)
     config = config_from_args(args, image_shape)
+    _state.check_batch(len(x), config["batch_size"])
     mg.manual_seed(args.seed)
     model = build_catvae(config)
     device = _state.to_device(args.device, model)
     optimizer = Adam(model.parameters(), lr=config["lr"])
-    loader = DataLoader((x, y), batch_size=config["batch_size"], shuffle=True, seed=args.seed)
+    loader = DataLoader((x, y), batch_size=config["batch_size"], shuffle=True, drop_last=True,
+                        seed=args.seed)
     modules, opts = {"params": model}, {"optimizer": optimizer}
-    start, steps, trace = 0, 0, {}
-    if args.resume:
-        state = _state.restore(run, "catvae", config, RESUME_KEYS, loader, modules, opts)
-        start, steps, trace = int(state["epoch"]), int(state["steps"]), _state.trace_from(state)
-        if start >= args.epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {args.epochs}); "
-                  f"nothing to do")
-            return
-        print(f"resuming {run.out} after epoch {start}")
-    else:
-        print(f"categorical VAE, {config['variables']} variables of {config['classes']} classes"
-              f"{' (straight-through)' if config['straight_through'] else ''}, on "
-              f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps, tau from "
-              f"{config['tau0']:g} to {config['tau_min']:g}")
-    for epoch in range(start + 1, args.epochs + 1):
-        t0 = time.perf_counter()
-        tr, steps = train_epoch(model, optimizer, loader, config, trace, steps, device, epoch,
-                                desc=f"epoch {epoch}/{args.epochs}")
-        te = evaluate(model, xt, seed=args.seed, device=device)
-        check_finite_loss(te["test_neg_elbo"], epoch, name="test -ELBO")
-        record = {"epoch": epoch, **tr, "tau": tau_at(config, steps), **te,
-                  "seconds": time.perf_counter() - t0}
-        run.log(**record)
-        run.save_checkpoint(_state.checkpoint_state("catvae", config, epoch, run, loader,
-                                                    modules, opts, trace, steps=steps))
-        print(_epoch_line(record, args.epochs), flush=True)
-        every = args.figures_every
-        if every > 0 and (epoch == args.epochs or epoch % every == 0):
-            written = draw_figures(model, run, xt, config, trace, seed=args.seed, device=device)
-    if args.figures_every > 0:
-        print(f"figures in {run.out}/: {', '.join(written)}")
-    print(f"metrics in {run.path('metrics.json')} (and .csv); checkpoint {run.checkpoint_path}")
+    begun = _state.start_or_resume(
+        run, args, "catvae", config, RESUME_KEYS, loader, modules, opts,
+        f"categorical VAE, {config['variables']} variables of {config['classes']} classes"
+        f"{' (straight-through)' if config['straight_through'] else ''}, on "
+        f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps, tau from "
+        f"{config['tau0']:g} to {config['tau_min']:g}")
+    if begun is None:
+        return
+    first, steps, trace = begun
 
-
-def train_epoch(model, optimizer, loader, config, trace, steps, device, epoch=1, desc="epoch"):
-    """One pass over ``loader``: Adam steps on the relaxed negative ELBO at the scheduled
-    temperature. Returns (the epoch's mean loss parts, the step count)."""
-    totals, seen = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
-    every = max(1, len(loader) // 100)
-    model.train()
-    bar = progress(loader, total=len(loader), desc=desc)
-    for step, (xb, _) in enumerate(bar, 1):
-        tau = tau_at(config, steps)
+    def step(xb, _, taken):
+        """One Adam step on the relaxed negative ELBO at the scheduled temperature."""
+        tau = tau_at(config, taken)
         parts = model.elbo_parts(xb.to(device), tau, hard=config["straight_through"])
-        # the one place where the loss becomes a number (a NaN stops the run here)
-        numbers = {key: check_finite_loss(value.item(), epoch, step, name=key)
-                   for key, value in parts.items()}
         optimizer.zero_grad()
         parts["loss"].backward()
         optimizer.step()
-        steps += 1
-        seen += len(xb)
-        for key in totals:
-            totals[key] += numbers[key] * len(xb)
-        if steps % every == 0:
-            _state.record_trace(trace, {**numbers, "tau": tau}, steps)
-            bar.set_postfix(loss=f"{numbers['loss']:.1f}", kl=f"{numbers['kl']:.1f}",
-                            tau=f"{tau:.3f}")
-    return {f"train_{key}": total / max(seen, 1) for key, total in totals.items()}, steps
+        return {**parts, "tau": np.float64(tau)}
+
+    def epoch(n):
+        nonlocal steps
+        model.train()
+        tr, steps = _state.train_batches(
+            loader, step, trace, steps, n, f"epoch {n}/{args.epochs}",
+            {"loss": ("loss", "{:.1f}"), "KL": ("kl", "{:.1f}"), "tau": ("tau", "{:.3f}")})
+        te = evaluate(model, xt, seed=args.seed, device=device)
+        check_finite_loss(te["test_neg_elbo"], n, name="test -ELBO")
+        del tr["train_tau"]
+        return {**tr, "tau": tau_at(config, steps), **te}
+
+    _state.run_epochs(
+        run, args, first, epoch,
+        lambda n: _state.checkpoint_state("catvae", config, n, run, loader, modules, opts,
+                                          trace, steps=steps),
+        lambda: draw_figures(model, run, xt, config, trace, seed=args.seed, device=device),
+        lambda r: _epoch_line(r, args.epochs))
 
 
 def _epoch_line(r, epochs):

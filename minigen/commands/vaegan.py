@@ -24,14 +24,13 @@ Dis's verdicts on data, reconstructions and samples; with ``--vae RUN``, the sam
 reconstructed by the pixel VAE and by the VAE-GAN side by side, and samples of both from the
 same z.
 """
-import time
 
 import numpy as np
 
 import minigen as mg
 
-from ..options import below_one, natural, nonnegative, positive
-from ..runs import CLIError, Run, check_finite_loss, progress, resolve_checkpoint
+from ..options import below_one, nonnegative, positive
+from ..runs import CLIError, Run, check_finite_loss, resolve_checkpoint
 from . import _state
 from .gan import _eval_rng
 
@@ -68,15 +67,7 @@ def add_arguments(p):
     p.add_argument("--vae", default=None, metavar="RUN",
                    help="a trained VAE run (minigen train vae --conv) to set beside the VAE-GAN "
                         "in vae_vs_vaegan.png")
-    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use only the first N training and test images (quick trials)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/vaegan", help="run folder (default runs/vaegan)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out up to --epochs")
+    _state.add_run_arguments(p, "vaegan")
 
 
 def config_from_args(args, image_shape):
@@ -118,9 +109,7 @@ def train(args):
     x, y, xt, yt, classes, image_shape = load_data(args.dataset, args.subset)
     config = config_from_args(args, image_shape)
     baseline = load_baseline(args.vae, image_shape) if args.vae else None
-    if len(x) < config["batch_size"]:
-        raise CLIError(f"{len(x)} training images are fewer than one batch of "
-                       f"{config['batch_size']}; lower --batch-size")
+    _state.check_batch(len(x), config["batch_size"])
     mg.manual_seed(args.seed)
     vae, dis = build_vaegan(config)
     device = _state.to_device(args.device, vae, dis, *([baseline] if baseline else []))
@@ -130,64 +119,37 @@ def train(args):
                         seed=args.seed)
     modules = {"vae": vae, "dis": dis}
     opts = {"opt_enc": opt_enc, "opt_dec": opt_dec, "opt_dis": opt_dis}
-    start, steps, trace = 0, 0, {}
-    if args.resume:
-        state = _state.restore(run, "vaegan", config, RESUME_KEYS, loader, modules, opts)
-        start, steps, trace = int(state["epoch"]), int(state["steps"]), _state.trace_from(state)
-        if start >= args.epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {args.epochs}); "
-                  f"nothing to do")
-            return
-        print(f"resuming {run.out} after epoch {start}")
-    else:
-        print(f"VAE-GAN (ConvVAE, z in R^{config['latent']}; DCGAN discriminator width "
-              f"{config['width']}; gamma {config['gamma']:g}, {config['gan_loss']} GAN term) on "
-              f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps")
-    for epoch in range(start + 1, args.epochs + 1):
-        t0 = time.perf_counter()
-        tr, steps = train_epoch(vae, dis, opt_enc, opt_dec, opt_dis, loader, config, trace, steps,
-                                device, epoch, desc=f"epoch {epoch}/{args.epochs}")
+    begun = _state.start_or_resume(
+        run, args, "vaegan", config, RESUME_KEYS, loader, modules, opts,
+        f"VAE-GAN (ConvVAE, z in R^{config['latent']}; DCGAN discriminator width "
+        f"{config['width']}; gamma {config['gamma']:g}, {config['gan_loss']} GAN term) on "
+        f"{config['dataset']}: {args.epochs} epochs of {len(loader)} steps")
+    if begun is None:
+        return
+    first, steps, trace = begun
+
+    def epoch(n):
+        nonlocal steps
+        from ..models.vaegan import train_step
+        vae.train()
+        dis.train()
+        tr, steps = _state.train_batches(
+            loader, lambda xb, _, __: train_step(vae, dis, opt_enc, opt_dec, opt_dis, xb.to(device),
+                                             config["gamma"], config["gan_loss"]),
+            trace, steps, n, f"epoch {n}/{args.epochs}",
+            {"KL": ("prior", "{:.1f}"), "llike": ("llike", "{:.0f}"), "D": ("gan_d", "{:.3f}"),
+             "G": ("gan_g", "{:.3f}")})
         te = evaluate(vae, xt, device)
-        check_finite_loss(te["test_mse"], epoch, name="test reconstruction error")
-        record = {"epoch": epoch, **tr, **te, "seconds": time.perf_counter() - t0}
-        run.log(**record)
-        run.save_checkpoint(_state.checkpoint_state("vaegan", config, epoch, run, loader,
-                                                    modules, opts, trace, steps=steps))
-        print(_epoch_line(record, args.epochs), flush=True)
-        every = args.figures_every
-        if every > 0 and (epoch == args.epochs or epoch % every == 0):
-            written = draw_figures(vae, run, xt, config, trace, baseline, seed=args.seed,
-                                   device=device)
-    if args.figures_every > 0:
-        print(f"figures in {run.out}/: {', '.join(written)}")
-    print(f"metrics in {run.path('metrics.json')} (and .csv); checkpoint {run.checkpoint_path}")
+        check_finite_loss(te["test_mse"], n, name="test reconstruction error")
+        return {**tr, **te}
 
-
-def train_epoch(vae, dis, opt_enc, opt_dec, opt_dis, loader, config, trace, steps, device,
-                epoch=1, desc="epoch"):
-    """One pass over ``loader``, one Algorithm-1 step per batch. Returns (the epoch's mean
-    numbers, the step count)."""
-    from ..models.vaegan import train_step
-    every = max(1, len(loader) // 100)
-    sums, count = {}, 0
-    vae.train()
-    dis.train()
-    bar = progress(loader, total=len(loader), desc=desc)
-    for step, (xb, _) in enumerate(bar, 1):
-        out = train_step(vae, dis, opt_enc, opt_dec, opt_dis, xb.to(device), config["gamma"],
-                         config["gan_loss"])
-        steps += 1
-        # the one place where the losses become numbers (a NaN stops the run here)
-        numbers = {key: check_finite_loss(value.item(), epoch, step, name=key)
-                   for key, value in out.items()}
-        count += 1
-        for key, value in numbers.items():
-            sums[key] = sums.get(key, 0.0) + value
-        if steps % every == 0:
-            _state.record_trace(trace, numbers, steps)
-            bar.set_postfix(KL=f"{numbers['prior']:.1f}", llike=f"{numbers['llike']:.0f}",
-                            D=f"{numbers['gan_d']:.3f}", G=f"{numbers['gan_g']:.3f}")
-    return {f"train_{key}": total / max(count, 1) for key, total in sums.items()}, steps
+    _state.run_epochs(
+        run, args, first, epoch,
+        lambda n: _state.checkpoint_state("vaegan", config, n, run, loader, modules, opts,
+                                          trace, steps=steps),
+        lambda: draw_figures(vae, run, xt, config, trace, baseline, seed=args.seed,
+                             device=device),
+        lambda r: _epoch_line(r, args.epochs))
 
 
 def _epoch_line(r, epochs):
