@@ -127,6 +127,13 @@ def test_discrete_elbo_is_an_unbiased_estimate_of_a_bound_on_log_px():
     # every estimate is one of the 9 values log p(x|y) - KL(q || p)
     kl = kl_categorical_uniform(model.encode(x)).item()
     assert np.isin(np.round(estimates, 9), np.round(log_px_y - kl, 9)).all()
+    # planted: the same estimate with the relaxed sample (tau 1) is off, and the check sees it
+    import minigen.nn.functional as F
+    with mg.no_grad():
+        logits = model.encode(xs)
+        y = F.gumbel_softmax(logits, tau=1.0, noise=gumbel((n, 2, 3), seed=5))
+        relaxed = (bernoulli_log_prob(model.decode(y), xs) - kl_categorical_uniform(logits)).numpy()
+    assert abs(relaxed.mean() - exact_elbo) > 4 * relaxed.std() / math.sqrt(n)
 
 
 def test_gumbel_noise_is_finite_when_the_exponential_is_zero():
