@@ -299,3 +299,43 @@ def save_toy_panels(panels, real, path, title=None, levels_label="D"):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+# ---------------------------------------------------------------- autoencoder figures
+# minigen/commands/aae.py, vaegan.py and catvae.py compute the codes and images; these lay
+# them out.
+def save_codes_over_density(codes, labels, log_density, extent, path, class_names=None,
+                            title=None):
+    """2-D codes (n, 2) as dots coloured by class over a grey map of a prior's density:
+    ``log_density`` (k, k) is log p(z) on the square ``extent`` = (lo, hi) (row = z2, from lo)."""
+    codes = np.asarray(codes)
+    lo, hi = extent
+    k = log_density.shape[0]
+    fig, ax = plt.subplots(figsize=(6.4, 5.8), dpi=100)
+    density = np.exp(log_density - log_density.max())
+    ax.imshow(density, extent=(lo, hi, lo, hi), origin="lower", cmap="Greys", vmin=0,
+              vmax=1.6, interpolation="bilinear", aspect="equal")
+    ax.contour(np.linspace(lo, hi, k), np.linspace(lo, hi, k), density, levels=[0.05, 0.5],
+               colors="0.3", linewidths=0.6)
+    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=2,
+                    alpha=0.6)
+    if class_names is not None:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(c)))
+                   for c in range(len(class_names))]
+        ax.legend(handles, class_names, fontsize=7, loc="upper right", framealpha=0.8)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_labelled_rows(images, n_cols, path, col_labels=None, row_labels=None, image_shape=None,
+                       title=None, xlabel=None):
+    """A grid of ``n_cols`` images per row with a label for each column and each row (e.g.
+    one style per row, one class per column)."""
+    _labelled_grid(images, n_cols, path, image_shape=image_shape, row_labels=row_labels,
+                   col_labels=col_labels, title=title, xlabel=xlabel)

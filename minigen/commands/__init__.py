@@ -14,6 +14,9 @@ import importlib
 MODELS = {
     "vae": "minigen.commands.vae",
     "gan": "minigen.commands.gan",
+    "aae": "minigen.commands.aae",
+    "vaegan": "minigen.commands.vaegan",
+    "catvae": "minigen.commands.catvae",
     "rbm": "minigen.commands.rbm",
     "som": "minigen.commands.som",
     "kmeans": "minigen.commands.kmeans",
