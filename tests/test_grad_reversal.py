@@ -134,6 +134,9 @@ def test_shifted_domains():
     np.testing.assert_array_equal(t, dann.shift_images(x, "texture", seed=3))   # deterministic
     background = np.abs(dann.shift_images(np.zeros_like(x), "texture", seed=3))
     np.testing.assert_allclose(t, np.abs(x - background), atol=1e-7)          # |x - b|
+    noisy = dann.shift_images(x, "noise", seed=1)
+    assert 0 <= noisy.min() and noisy.max() <= 1
+    assert 0.2 < np.abs(noisy - x).mean() < 0.4     # N(0, 0.5^2) (E|n| = 0.4), clipped
     r = dann.shift_images(x, "rotate-noise", seed=1)
     assert 0 <= r.min() and r.max() <= 1
     rotated = np.rot90(x.reshape(5, 28, 28), 1, axes=(1, 2)).reshape(5, 784)

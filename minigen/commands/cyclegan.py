@@ -180,11 +180,10 @@ def nets_from_checkpoint(state, where, device="cpu"):
 # ============================================================== training
 def train(args):
     from ..data import DataLoader
-    from ..models.cyclegan import ImagePool
+    from ..models.cyclegan import ImagePool, lr_factor
     run = Run(args.out, resume=args.resume)
-    from ..data import SOURCES
     data, domains, classes = load_domains(args.dataset, args.domains, args.subset)
-    config = config_from_args(args, domains, tuple(SOURCES[args.dataset].classes))
+    config = config_from_args(args, domains, classes)
     if config["decay_epochs"] > args.epochs:
         raise CLIError(f"--decay-epochs {config['decay_epochs']} is more than --epochs "
                        f"{args.epochs}")
@@ -217,7 +216,6 @@ def train(args):
 
     for epoch in range(start + 1, args.epochs + 1):
         t0 = time.perf_counter()
-        from ..models.cyclegan import lr_factor
         lr = config["lr"] * lr_factor(epoch - 1, args.epochs - config["decay_epochs"],
                                       config["decay_epochs"])
         for opt in (opt_G, opt_D):
@@ -247,13 +245,15 @@ def _describe(config, nets, epochs, loaders, data):
     from ..models.cyclegan.nets import count_parameters
     x_name, y_name = config["domain_names"]
     steps = max(len(loader) for loader in loaders.values())
+    decay = (f" falling to 0 over the last {config['decay_epochs']} epochs"
+             if config["decay_epochs"] else " (constant)")
     return (f"CycleGAN {x_name} (X, {len(data['X'][0])} images) <-> {y_name} (Y, "
             f"{len(data['Y'][0])} images) on {config['dataset']}: G and F "
             f"{count_parameters(nets['G'])} weights each (width {config['width']}, "
             f"{config['blocks']} blocks), D_X and D_Y {count_parameters(nets['D_X'])} each; "
-            f"{epochs} epochs of {steps} steps of {config['batch_size']} + "
-            f"{config['batch_size']} images, lr {config['lr']:g} falling to 0 over the last "
-            f"{config['decay_epochs']}; cycle weight {config['cycle_weight']:g}, identity "
+            f"{epochs} epoch{'s' if epochs > 1 else ''} of {steps} steps of "
+            f"{config['batch_size']} + {config['batch_size']} images, lr {config['lr']:g}"
+            f"{decay}; cycle weight {config['cycle_weight']:g}, identity "
             f"{config['identity']:g} of it, pool {config['pool_size']}")
 
 

@@ -58,8 +58,8 @@ def add_arguments(p):
                    help="the labelled source domain (default fashion-mnist)")
     p.add_argument("--shift", default="invert", choices=SHIFTS,
                    help="how the target domain differs: invert (1 - x, default), texture "
-                        "(|x - smooth random background|, as MNIST-M), rotate-noise (90 "
-                        "degrees and noise)")
+                        "(|x - smooth random background|, as MNIST-M), noise (Gaussian, std "
+                        "0.5), rotate-noise (90 degrees and noise)")
     p.add_argument("--epochs", type=int, default=5,
                    help="passes over the labelled half of the training set (default 5)")
     p.add_argument("--batch-size", type=int, default=64,
@@ -212,7 +212,8 @@ def _describe(config, trainee, data):
     both = "DANN and the source-only baseline" if config["baseline"] else "DANN"
     return (f"{both} on {config['dataset']} -> {config['shift']}: "
             f"{len(data['source'][0])} labelled source and {len(data['target'][0])} "
-            f"unlabelled target images; {config['epochs']} epochs of {steps} steps of "
+            f"unlabelled target images; {config['epochs']} epoch{'s' if config['epochs'] > 1 else ''} "
+            f"of {steps} steps of "
             f"{config['batch_size']} + {config['batch_size']} images; SGD lr "
             f"{config['lr']:g} / (1 + {config['alpha']:g} p)^{config['beta']:g}, momentum "
             f"{config['momentum']:g}; lambda up to {config['lambda_max']:g}")

@@ -49,7 +49,7 @@ from ..nn import functional as F
 from ..ops import cat
 from ..tensor import Tensor
 
-SHIFTS = ("invert", "texture", "rotate-noise")
+SHIFTS = ("invert", "texture", "noise", "rotate-noise")
 
 
 # ============================================================== the schedules
@@ -75,6 +75,7 @@ def shift_images(x, kind, seed=0):
       random plane waves, values in [0, 1]), the blend MNIST-M uses with photo patches
       (Ganin & Lempitsky 2015, section 5.1): where the background is bright the garment is
       inverted, where it is dark it is kept.
+    * ``noise``: Gaussian noise of std 0.5 added to every pixel, clipped to [0, 1].
     * ``rotate-noise``: rotated by 90 degrees and Gaussian noise (std 0.3) added, clipped.
 
     Deterministic given ``seed``; returns float32.
@@ -87,6 +88,9 @@ def shift_images(x, kind, seed=0):
         return (1.0 - x).astype(np.float32)
     if kind == "texture":
         return np.abs(x - _smooth_backgrounds(n, side, rng)).astype(np.float32)
+    if kind == "noise":
+        noisy = x + 0.5 * rng.standard_normal((n, d), dtype=np.float32)
+        return np.clip(noisy, 0.0, 1.0).astype(np.float32)
     if kind == "rotate-noise":
         rotated = np.rot90(x.reshape(n, side, side), k=1, axes=(1, 2)).reshape(n, d)
         noisy = rotated + 0.3 * rng.standard_normal((n, d), dtype=np.float32)
