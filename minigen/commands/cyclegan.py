@@ -50,6 +50,7 @@ DEFAULT_DOMAINS = ("Sneaker", "Ankle boot")
 RESUME_KEYS = ("dataset", "domains", "image_shape", "width", "blocks", "d_width", "batch_size",
                "lr", "betas", "cycle_weight", "identity", "pool_size", "decay_epochs", "subset")
 FIGURES = ("translations.png", "evolution.png", "losses.png", "cycle_losses.png")
+BETAS = (0.5, 0.999)  # Adam's, the paper's (as DCGAN's)
 SHOWN = 8  # fixed test images per direction in the figures
 
 
@@ -72,7 +73,7 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=16,
                    help="images of each domain per step (default 16; the paper: 1)")
     p.add_argument("--lr", type=positive, default=2e-4, help="Adam learning rate (default 2e-4)")
-    p.add_argument("--betas", type=below_one, nargs=2, default=[0.5, 0.999], metavar=("B1", "B2"),
+    p.add_argument("--betas", type=below_one, nargs=2, default=None, metavar=("B1", "B2"),
                    help="Adam's betas (default 0.5 0.999)")
     p.add_argument("--cycle-weight", type=nonnegative, default=10.0,
                    help="lambda, the weight of the cycle-consistency loss (default 10)")
@@ -130,7 +131,7 @@ def config_from_args(args, domains, classes):
     return {"dataset": args.dataset, "domains": list(domains),
             "domain_names": [classes[d] for d in domains], "image_shape": [1, 28, 28],
             "width": args.width, "blocks": args.blocks, "d_width": args.d_width,
-            "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
+            "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas or BETAS),
             "cycle_weight": args.cycle_weight, "identity": args.identity,
             "pool_size": args.pool_size, "decay_epochs": decay, "subset": args.subset,
             "seed": args.seed}

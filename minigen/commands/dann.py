@@ -44,6 +44,7 @@ from .gan import _one_line, _text
 DATASETS = ("fashion-mnist", "mnist")
 MODELS = ("dann", "baseline")   # the two networks of a run, in training order
 LABELS = {"dann": "DANN", "baseline": "source only"}
+CHANNELS = (32, 48)             # the paper's MNIST feature extractor
 CURVE_N = 1000                  # test images per domain for the curves' evaluation points
 # settings a resumed run must share with its checkpoint: the schedules depend on --epochs
 RESUME_KEYS = ("dataset", "shift", "epochs", "batch_size", "channels", "hidden", "lr",
@@ -64,7 +65,7 @@ def add_arguments(p):
                    help="passes over the labelled half of the training set (default 5)")
     p.add_argument("--batch-size", type=int, default=64,
                    help="source images per step, and as many target images (default 64)")
-    p.add_argument("--channels", type=int, nargs=2, default=[32, 48], metavar=("C1", "C2"),
+    p.add_argument("--channels", type=int, nargs=2, default=None, metavar=("C1", "C2"),
                    help="channels of the feature extractor's two convolutions (default 32 48, "
                         "the paper's MNIST network)")
     p.add_argument("--hidden", type=int, default=100,
@@ -110,7 +111,7 @@ def load_domains(dataset, shift, subset=None, seed=0):
 
 def config_from_args(args):
     return {"dataset": args.dataset, "shift": args.shift, "epochs": args.epochs,
-            "batch_size": args.batch_size, "channels": list(args.channels),
+            "batch_size": args.batch_size, "channels": list(args.channels or CHANNELS),
             "hidden": args.hidden, "lr": args.lr, "momentum": args.momentum,
             "alpha": args.alpha, "beta": args.beta, "gamma": args.gamma,
             "lambda_max": args.lambda_max, "baseline": not args.no_baseline,
