@@ -54,8 +54,8 @@ def test_dann_run_trains_both_networks_and_draws_its_figures(tmp_path, capsys):
     out = tmp_path / "dann"
     assert _train("dann", out, *TINY_DANN, "--figures-every", "2") == 0
     printed = capsys.readouterr().out
-    assert "DANN and the source-only baseline on fashion-mnist -> invert" in printed
-    assert "test accuracy on the target (invert): DANN" in printed and "source only" in printed
+    assert "DANN and the source-only baseline on fashion-mnist -> noise" in printed
+    assert "test accuracy on the target (noise): DANN" in printed and "source only" in printed
     from minigen.commands.dann import FIGURES
     for name in FIGURES:
         assert _png(out / name), name

@@ -49,7 +49,7 @@ from ..nn import functional as F
 from ..ops import cat
 from ..tensor import Tensor
 
-SHIFTS = ("invert", "texture", "noise", "rotate-noise")
+SHIFTS = ("noise", "invert", "texture", "rotate-noise")
 
 
 # ============================================================== the schedules
@@ -70,12 +70,12 @@ def annealed_lr(progress, lr0=0.01, alpha=10.0, beta=0.75):
 def shift_images(x, kind, seed=0):
     """The target domain: a shifted copy of images ``x`` (N, 784) with pixels in [0, 1].
 
+    * ``noise``: Gaussian noise of std 0.5 added to every pixel, clipped to [0, 1].
     * ``invert``: 1 - x. White background, dark garments: every pixel moves, the shapes stay.
     * ``texture``: |x - b| with b a smooth random background per image (a sum of a few
       random plane waves, values in [0, 1]), the blend MNIST-M uses with photo patches
       (Ganin & Lempitsky 2015, section 5.1): where the background is bright the garment is
       inverted, where it is dark it is kept.
-    * ``noise``: Gaussian noise of std 0.5 added to every pixel, clipped to [0, 1].
     * ``rotate-noise``: rotated by 90 degrees and Gaussian noise (std 0.3) added, clipped.
 
     Deterministic given ``seed``; returns float32.
