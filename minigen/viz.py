@@ -339,3 +339,60 @@ def save_labelled_rows(images, n_cols, path, col_labels=None, row_labels=None, i
     one style per row, one class per column)."""
     _labelled_grid(images, n_cols, path, image_shape=image_shape, row_labels=row_labels,
                    col_labels=col_labels, title=title, xlabel=xlabel)
+
+
+# ---------------------------------------------------------------- domain adaptation figures
+# minigen/commands/dann.py computes the accuracies and the projected features; these lay them out.
+def save_xy_curves(curves, path, xlabel="", ylabel="", title=None, dashed=()):
+    """Line plot of named series with their own x values: ``curves = {name: (xs, ys)}``;
+    the names in ``dashed`` are drawn dashed in the colour of the solid series at the same
+    position (e.g. a baseline beside the model: the k-th dashed curve takes colour k)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    solid = [name for name in curves if name not in dashed]
+    for k, name in enumerate(solid):
+        xs, ys = curves[name]
+        if len(ys):
+            ax.plot(xs, ys, color=f"C{k}", marker="o", markersize=3, label=name)
+    for k, name in enumerate(n for n in curves if n in dashed):
+        xs, ys = curves[name]
+        if len(ys):
+            ax.plot(xs, ys, color=f"C{k}", linestyle="--", marker="x", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def save_domain_projections(panels, path, class_names=None, title=None):
+    """2-D projections of source and target points, one column per panel: top row coloured
+    by domain (source blue, target red), bottom row by class (source dots, target crosses).
+    ``panels``: dicts with ``title``, ``source`` (n, 2), ``target`` (m, 2), ``source_labels``,
+    ``target_labels``."""
+    n = len(panels)
+    fig, axes = plt.subplots(2, n, figsize=(4.6 * n, 8.6), dpi=100, squeeze=False)
+    for col, panel in enumerate(panels):
+        top, bottom = axes[0, col], axes[1, col]
+        top.scatter(*panel["source"].T, s=4, c="tab:blue", alpha=0.5, label="source")
+        top.scatter(*panel["target"].T, s=4, c="tab:red", alpha=0.5, label="target")
+        top.set_title(f"{panel['title']}: by domain", fontsize=10)
+        top.legend(fontsize=7, markerscale=3)
+        bottom.scatter(*panel["source"].T, s=5, c=panel["source_labels"], cmap="tab10",
+                       vmin=0, vmax=9, alpha=0.6, marker="o")
+        bottom.scatter(*panel["target"].T, s=9, c=panel["target_labels"], cmap="tab10",
+                       vmin=0, vmax=9, alpha=0.6, marker="x", linewidths=0.6)
+        bottom.set_title(f"{panel['title']}: by class (o source, x target)", fontsize=10)
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if class_names is not None:
+        cmap = plt.get_cmap("tab10")
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(k)) for k in
+                   range(len(class_names))]
+        axes[1, -1].legend(handles, class_names, fontsize=6, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

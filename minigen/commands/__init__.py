@@ -22,6 +22,8 @@ MODELS = {
     "kmeans": "minigen.commands.kmeans",
     "gmm": "minigen.commands.gmm",
     "classifier": "minigen.commands.classifier",
+    "dann": "minigen.commands.dann",
+    "cyclegan": "minigen.commands.cyclegan",
 }
 
 
