@@ -42,6 +42,7 @@ import minigen as mg
 
 from ..options import below_one, natural, nonnegative, positive
 from ..runs import CLIError, Run, check_finite_loss, checkpoint_for_resume, progress
+from . import _state
 from .gan import _eval_rng, _one_line, _pick_panels, _text, _to_unit
 
 DATASETS = ("fashion-mnist", "mnist")
@@ -82,15 +83,7 @@ def add_arguments(p):
                         "0: off)")
     p.add_argument("--pool-size", type=natural, default=50,
                    help="generated images kept for the discriminators (default 50; 0: off)")
-    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use only the first N training and test images (quick trials)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/cyclegan", help="run folder (default runs/cyclegan)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out up to --epochs")
+    _state.add_run_arguments(p, "cyclegan")
 
 
 # ============================================================== data and settings

@@ -46,8 +46,9 @@ import numpy as np
 
 import minigen as mg
 
-from ..options import below_one, natural, nonnegative, positive
+from ..options import below_one, nonnegative, positive
 from ..runs import CLIError, Run, check_finite_loss, checkpoint_for_resume, progress
+from . import _state
 from .gan import _one_line, _text
 
 DATASETS = ("fashion-mnist", "mnist")
@@ -93,15 +94,7 @@ def add_arguments(p):
                    help="train only the domain-adversarial network, not the source-only one")
     p.add_argument("--evals-per-epoch", type=int, default=4,
                    help="points per epoch on the accuracy curves (default 4)")
-    p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use only the first N training and test images (quick trials)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/dann", help="run folder (default runs/dann)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from the checkpoint in --out")
+    _state.add_run_arguments(p, "dann")
 
 
 # ============================================================== data and settings
