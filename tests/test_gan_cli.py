@@ -113,6 +113,14 @@ def test_toy_run_mode_coverage_evolution_and_point_samples(tmp_path, capsys):
     assert gan.image_shape(load(str(out / "checkpoint.npz"))) is None
 
 
+
+def test_help_names_every_figure_a_run_writes(capsys):
+    from minigen.commands.gan import FIGURES, FIGURES_TOY
+    assert main(["train", "gan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())   # argparse wraps the lines
+    missing = [name for name in FIGURES + FIGURES_TOY if name not in text]
+    assert not missing, missing
+
 @pytest.mark.parametrize("setting", [
     # toy: 7 batches an epoch with 3 critic steps per G step (the phase crosses epochs),
     # instance noise (annealed, drawn from the stream), feature matching, a penalty
