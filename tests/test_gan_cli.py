@@ -173,3 +173,19 @@ def test_npy_samples_need_a_model_that_can_draw(tmp_path, capsys):
     assert main(["sample", str(path), "--format", "npy", "--out", str(tmp_path / "k.npy")]) == 2
     _one_line_error(capsys, "model 'kmeans' has no raw samples to write")
     assert not os.path.exists(tmp_path / "k.npy")
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_fashion_benchmark_trains_the_torch_twin_on_minigen_batches(tmp_path, monkeypatch):
+    """benchmarks/gan_fashion.py's twin: minigen's DataLoader batches (tensors) fed to torch,
+    the same n_critic schedule, samples saved in [0, 1] for FID."""
+    pytest.importorskip("torch", reason="torch not installed: no twin to train")
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import gan_fashion
+    monkeypatch.setattr(gan_fashion, "N_SAMPLES", 1000)
+    samples = gan_fashion.torch_run("wgan-gp", str(tmp_path), epochs=1)
+    saved = np.load(tmp_path / "wgan-gp_torch.npy")
+    np.testing.assert_array_equal(saved, samples)
+    assert saved.shape == (1000, 784) and saved.dtype == np.float32
+    assert 0 <= saved.min() and saved.max() <= 1 and saved.std() > 0
+    assert _png(tmp_path / "wgan-gp_torch.png")
