@@ -93,7 +93,7 @@ def torch_run(loss, samples_dir, epochs=None, seed=0, subset=None):
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         for xb, _ in loader:
-            real = torch.from_numpy(xb)
+            real = torch.from_numpy(xb.numpy())  # the DataLoader yields minigen tensors
             torch_twin.discriminator_step(tG, tD, opt_D, real, torch.randn(len(xb), latent), recipe)
             critic_steps += 1
             if critic_steps % config["n_critic"] == 0:

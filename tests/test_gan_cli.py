@@ -113,6 +113,14 @@ def test_toy_run_mode_coverage_evolution_and_point_samples(tmp_path, capsys):
     assert gan.image_shape(load(str(out / "checkpoint.npz"))) is None
 
 
+
+def test_help_names_every_figure_a_run_writes(capsys):
+    from minigen.commands.gan import FIGURES, FIGURES_TOY
+    assert main(["train", "gan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())   # argparse wraps the lines
+    missing = [name for name in FIGURES + FIGURES_TOY if name not in text]
+    assert not missing, missing
+
 @pytest.mark.parametrize("setting", [
     # toy: 7 batches an epoch with 3 critic steps per G step (the phase crosses epochs),
     # instance noise (annealed, drawn from the stream), feature matching, a penalty
@@ -165,3 +173,19 @@ def test_npy_samples_need_a_model_that_can_draw(tmp_path, capsys):
     assert main(["sample", str(path), "--format", "npy", "--out", str(tmp_path / "k.npy")]) == 2
     _one_line_error(capsys, "model 'kmeans' has no raw samples to write")
     assert not os.path.exists(tmp_path / "k.npy")
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_fashion_benchmark_trains_the_torch_twin_on_minigen_batches(tmp_path, monkeypatch):
+    """benchmarks/gan_fashion.py's twin: minigen's DataLoader batches (tensors) fed to torch,
+    the same n_critic schedule, samples saved in [0, 1] for FID."""
+    pytest.importorskip("torch", reason="torch not installed: no twin to train")
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import gan_fashion
+    monkeypatch.setattr(gan_fashion, "N_SAMPLES", 1000)
+    samples = gan_fashion.torch_run("wgan-gp", str(tmp_path), epochs=1)
+    saved = np.load(tmp_path / "wgan-gp_torch.npy")
+    np.testing.assert_array_equal(saved, samples)
+    assert saved.shape == (1000, 784) and saved.dtype == np.float32
+    assert 0 <= saved.min() and saved.max() <= 1 and saved.std() > 0
+    assert _png(tmp_path / "wgan-gp_torch.png")

@@ -118,7 +118,11 @@ def add_arguments(p):
     s.add_argument("--label-smoothing", type=below_one, default=0.0, metavar="S",
                    help="one-sided: D's target for real data is 1 - S (minimax / ns; e.g. 0.1)")
     p.add_argument("--figures-every", type=natural, default=1, metavar="N",
-                   help="redraw the figures every N epochs and after the last (0: none)")
+                   help="redraw the figures every N epochs and after the last (0: none): "
+                        f"{', '.join(FIGURES)} (samples from a fixed z, one row per class "
+                        f"with --conditional); on the 2-D sets {', '.join(FIGURES_TOY)} "
+                        "(real vs generated points over D's output, one panel per few "
+                        "epochs, with the modes captured)")
     p.add_argument("--subset", type=int, default=None,
                    help="use only the first N training images or points (quick trials)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
