@@ -16,7 +16,8 @@ What pays, and why:
   next winner is chosen from), so NumPy pays interpreter overhead per sample. The kernel
   fuses "update unit j for sample t" with "distance of sample t+1 to unit j" in one pass
   over the weights, in parallel over units.
-* per-cluster sums (K-means centres, batch SOM): one pass, per-thread partial sums.
+* per-cluster sums (K-means centres, batch SOM): one pass, per-thread partial sums; for
+  K-means fused with the arg-min over BLAS's product (``lloyd_from_gram``).
 * RBM sampling: ``sigmoid`` and the Bernoulli draw fused (uniforms come from the seeded
   NumPy generator, so runs are repeatable whatever the thread count); AIS needs
   ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64.
@@ -153,24 +154,22 @@ def cluster_sums(X, labels, k, weights, n_blocks):
 
 
 # ---------------------------------------------------------------- one Lloyd step
-@njit(parallel=True, fastmath=True, cache=True)
-def lloyd_step(X, C, n_blocks):
-    """K-means steps 4-8 in one pass over X (Euclidean): for each row the nearest centre
-    (argmin |c|^2 - 2 x.c), its squared distance, and the per-cluster sums and counts of
-    the new centres. X is read once -- the data are far larger than the cache, so one
-    pass instead of three (product, arg-min, sums) is what makes the step fast.
+@njit(parallel=True, cache=True)
+def lloyd_from_gram(X, gram, x_sq, c_sq, n_blocks):
+    """K-means steps 4-8 after the product: with ``gram = X @ C.T`` (N, K) from BLAS, for
+    each row the nearest centre (argmin |c|^2 - 2 x.c), its squared distance
+    |x|^2 - 2 x.c + |c|^2, and the per-cluster sums and counts of the new centres, in one
+    parallel pass (scikit-learn's scheme: GEMM, then arg-min and sums).
+
+    Why split the product out: BLAS's register-blocked float32 GEMM does the N K D
+    multiply-adds ~1.8x faster than a Numba dot loop (measured on 60000x784, K = 10), and
+    the whole data set is read a second time from cache for the sums, which costs less.
 
     Returns (labels int64 (N,), squared distances float64 (N,), sums float64 (K, D),
     counts float64 (K,)).
     """
     n, d = X.shape
-    k = C.shape[0]
-    c_sq = np.empty(k, dtype=np.float64)
-    for j in range(k):
-        acc = 0.0
-        for f in range(d):
-            acc += C[j, f] * C[j, f]
-        c_sq[j] = acc
+    k = gram.shape[1]
     labels = np.empty(n, dtype=np.int64)
     dist2 = np.empty(n, dtype=np.float64)
     n_blocks = max(min(n, n_blocks), 1)
@@ -179,25 +178,19 @@ def lloyd_step(X, C, n_blocks):
     step = (n + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         for i in range(b * step, min(n, (b + 1) * step)):
-            zero = X[i, 0] * 0   # accumulate in X's own precision, as BLAS would: the
-            x_sq = zero          # float32 sums vectorise, mixed float32/64 ones do not
-            for f in range(d):
-                x_sq += X[i, f] * X[i, f]
             best = np.inf
             arg = 0
             for j in range(k):
-                dot = zero
-                for f in range(d):
-                    dot += X[i, f] * C[j, f]
-                score = c_sq[j] - 2.0 * dot
+                score = c_sq[j] - 2.0 * gram[i, j]   # |x|^2 is the same for every j
                 if score < best:
                     best = score
                     arg = j
             labels[i] = arg
-            dist2[i] = max(best + x_sq, 0.0)
+            dist2[i] = max(best + x_sq[i], 0.0)
             part_n[b, arg] += 1.0
+            row = part[b, arg]
             for f in range(d):
-                part[b, arg, f] += X[i, f]
+                row[f] += X[i, f]
     sums = np.zeros((k, d), dtype=np.float64)
     counts = np.zeros(k, dtype=np.float64)
     for b in range(n_blocks):

@@ -113,12 +113,14 @@ def test_errors_name_the_problem():
         KMeans(2).predict(np.zeros((1, 2)))
 
 
-def test_fused_lloyd_kernel_equals_reference():
-    from minigen.kernels.classical import lloyd_step
+@pytest.mark.parametrize("n_blocks", [1, 2, 7])
+def test_fused_lloyd_kernel_equals_reference(n_blocks):
+    from minigen.kernels.classical import lloyd_from_gram
     rng = np.random.default_rng(4)
     X = rng.random((301, 9), dtype=np.float32)
     C = X[:6].copy()
-    labels, d2, sums, counts = lloyd_step(X, C, 2)
+    labels, d2, sums, counts = lloyd_from_gram(X, X @ C.T, (X * X).sum(1), (C * C).sum(1),
+                                               n_blocks)
     i_ref, d_ref = D.nearest_reference(X, C)
     s_ref, c_ref = cluster_sums_reference(X, i_ref, 6)
     np.testing.assert_array_equal(labels, i_ref)

@@ -89,8 +89,9 @@ class KMeans:
     def _lloyd(self, X, centres, delta):
         """Steps 4-9 until the centres stop moving (by more than delta) or max_iter."""
         labels = None
+        x_sq = _row_norms_sq(X) if distances.metric_code(self.metric) == 0 else None
         for it in range(1, self.max_iter + 1):
-            new_labels, dist, sums, counts = self._step(X, centres)   # steps 4-6 (and sums)
+            new_labels, dist, sums, counts = self._step(X, centres, x_sq)  # steps 4-6, sums
             new_centres = self._update(X, sums, counts, dist)         # steps 7-8
             shift = float(((new_centres - centres) ** 2).sum())
             stable = labels is not None and bool((new_labels == labels).all())
@@ -100,17 +101,23 @@ class KMeans:
         labels, dist = self._assign(X, centres)  # labels and inertia of the final centres
         return centres, labels, self._inertia(dist), it
 
-    def _step(self, X, centres):
+    def _step(self, X, centres, x_sq=None):
         """Nearest centre of every object, its distance, and the per-cluster sums and counts.
-        Euclidean on NumPy: one fused Numba pass over X (kernels.classical.lloyd_step)."""
+        Euclidean on NumPy: the product X C^T by BLAS, then one Numba pass for the arg-min,
+        the distances and the sums (kernels.classical.lloyd_from_gram); ``x_sq``: the rows'
+        squared norms, the same at every iteration."""
         from ..kernels import use_numba
         if distances.metric_code(self.metric) == 0 and use_numba(X):
             import numba
-            from ..kernels.classical import lloyd_step, threads_for
-            with threads_for(X.size * self.n_clusters):
-                labels, d2, sums, counts = lloyd_step(np.ascontiguousarray(X),
-                                                      centres.astype(X.dtype),
-                                                      numba.get_num_threads())
+            from ..kernels.classical import lloyd_from_gram, threads_for
+            X = np.ascontiguousarray(X)
+            centres = centres.astype(X.dtype)
+            gram = X @ centres.T
+            x_sq = _row_norms_sq(X) if x_sq is None else x_sq
+            with threads_for(X.size):
+                labels, d2, sums, counts = lloyd_from_gram(X, gram, x_sq,
+                                                           _row_norms_sq(centres),
+                                                           numba.get_num_threads())
             return labels, np.sqrt(d2), sums, counts
         labels, dist = self._assign(X, centres)
         return (labels, dist) + tuple(cluster_sums(X, labels, self.n_clusters))
@@ -204,6 +211,11 @@ def cluster_sums_reference(X, labels, k, weights=None):
     onehot = xp.zeros((X.shape[0], k), dtype=xp.float64)
     onehot[xp.arange(X.shape[0]), labels] = 1.0 if weights is None else weights
     return onehot.T @ X.astype(xp.float64), onehot.sum(0)
+
+
+def _row_norms_sq(X):
+    """|x_i|^2 for every row, in X's precision (as the product X C^T is)."""
+    return get_array_module(X).einsum("ij,ij->i", X, X)
 
 
 def _numpy(a):
