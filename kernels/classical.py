@@ -266,31 +266,45 @@ def _sigmoid(z):
 
 
 @njit(inline="always")
+def _sigmoid_finite(z):
+    """sigmoid(z) without a branch, so the loop vectorises; in z's precision (the float32
+    constants keep float32 float32 and promote nothing else). exp(-z) would overflow
+    float32 below z = -88.7, so z is clamped at -88 first: sigmoid(-88) = 6e-39, the
+    result moves by less than that. 2.4x faster than ``_sigmoid`` on (64, 784) float32."""
+    z = max(z, np.float32(-88.0))
+    return np.float32(1.0) / (np.float32(1.0) + math.exp(-z))
+
+
+@njit(inline="always")
 def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@njit(fastmath=True, cache=True)
+# fastmath without its no-NaN / no-inf assumptions: the loops still vectorise (measured)
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(fastmath=FAST, cache=True)
 def sigmoid_bernoulli(pre, bias, uniform, probs, sample):
     """probs = sigmoid(pre + bias); sample = 1[uniform < probs]; written in place.
 
     One pass instead of NumPy's four (add bias, exp, divide, compare).
     """
     n, m = pre.shape
-    for i in prange(n):
+    for i in range(n):
         for j in range(m):
-            p = _sigmoid(pre[i, j] + bias[j])
+            p = _sigmoid_finite(pre[i, j] + bias[j])
             probs[i, j] = p
-            sample[i, j] = 1.0 if uniform[i, j] < p else 0.0
+            sample[i, j] = np.float32(1.0) if uniform[i, j] < p else np.float32(0.0)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=FAST, cache=True)
 def sigmoid_bias(pre, bias, probs):
     """probs = sigmoid(pre + bias), in place of NumPy's three passes."""
     n, m = pre.shape
-    for i in prange(n):
+    for i in range(n):
         for j in range(m):
-            probs[i, j] = _sigmoid(pre[i, j] + bias[j])
+            probs[i, j] = _sigmoid_finite(pre[i, j] + bias[j])
 
 
 @njit(fastmath=True, cache=True)

@@ -258,20 +258,20 @@ class RBM:
     def _apply_gradient(self, v0, ph0, vk, phk, lr):
         """Delta = (<v h>_data - <v h>_model) / batch with momentum and weight decay."""
         xp = get_array_module(v0)
-        n = v0.shape[0]
-        # one GEMM for both phases: [v0; vk]^T [ph0; -phk] = v0^T ph0 - vk^T phk
-        gW = xp.concatenate([v0, vk]).T @ xp.concatenate([ph0, -phk])
-        gW /= n
+        step = lr / v0.shape[0]
+        # one GEMM for both phases, the step folded into the small factor (no pass over the
+        # (D, H) result to scale it): [v0; vk]^T [ph0; -phk] lr/n = lr (v0^T ph0 - vk^T phk)/n
+        dW = xp.concatenate([v0, vk]).T @ xp.concatenate([ph0 * step, phk * -step])
         if self.weight_decay:
-            gW -= self.weight_decay * self.W
-        grads = (gW, (v0.sum(0) - vk.sum(0)) / n, (ph0.sum(0) - phk.sum(0)) / n)
-        for param, vel, g in zip((self.W, self.a, self.b), self._velocity, grads):
-            if self.momentum:
+            dW -= (lr * self.weight_decay) * self.W
+        deltas = (dW, (v0.sum(0) - vk.sum(0)) * step, (ph0.sum(0) - phk.sum(0)) * step)
+        for param, vel, delta in zip((self.W, self.a, self.b), self._velocity, deltas):
+            if self.momentum:   # vel = momentum vel + lr grad
                 vel *= self.momentum
-                vel += lr * g
+                vel += delta
                 param += vel
             else:
-                param += lr * g
+                param += delta
 
     # ------------------------------------------------------------------ monitoring
     def reconstruction_error(self, X):
