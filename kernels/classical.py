@@ -18,9 +18,10 @@ What pays, and why:
   over the weights, in parallel over units.
 * per-cluster sums (K-means centres, batch SOM): one pass, per-thread partial sums; for
   K-means fused with the arg-min over BLAS's product (``lloyd_from_gram``).
-* RBM sampling: ``sigmoid`` and the Bernoulli draw fused (uniforms come from the seeded
-  NumPy generator, so runs are repeatable whatever the thread count); AIS needs
-  ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64.
+* RBM: AIS needs ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64, and a
+  Bernoulli draw (uniforms from the seeded NumPy generator, so runs are repeatable
+  whatever the thread count). The training step's sigmoid-and-draw has no kernel: NumPy's
+  SIMD exp in five in-place passes beat a fused Numba loop 2.5x (``rbm.sigmoid_bias_reference``).
 
 Metric codes (shared with ``minigen.models.distances``): 0 Euclidean, 1 dot product,
 2 Manhattan, 3 supremum.
@@ -253,10 +254,9 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
     return winners
 
 
-# ---------------------------------------------------------------- RBM
-# Serial on purpose: these are elementwise passes over (batch, units) arrays of a few
-# hundred thousand numbers; waking threads for each one cost more than it saved (measured,
-# and much more so when the cores are shared). The matrix products around them are BLAS's.
+# ---------------------------------------------------------------- RBM (AIS)
+# Serial on purpose: elementwise passes over (chains, units) arrays; waking threads for
+# each one cost more than it saved (measured, and much more so when the cores are shared).
 @njit(inline="always")
 def _sigmoid(z):
     if z >= 0:
@@ -266,45 +266,8 @@ def _sigmoid(z):
 
 
 @njit(inline="always")
-def _sigmoid_finite(z):
-    """sigmoid(z) without a branch, so the loop vectorises; in z's precision (the float32
-    constants keep float32 float32 and promote nothing else). exp(-z) would overflow
-    float32 below z = -88.7, so z is clamped at -88 first: sigmoid(-88) = 6e-39, the
-    result moves by less than that. 2.4x faster than ``_sigmoid`` on (64, 784) float32."""
-    z = max(z, np.float32(-88.0))
-    return np.float32(1.0) / (np.float32(1.0) + math.exp(-z))
-
-
-@njit(inline="always")
 def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-
-
-# fastmath without its no-NaN / no-inf assumptions: the loops still vectorise (measured)
-FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
-
-
-@njit(fastmath=FAST, cache=True)
-def sigmoid_bernoulli(pre, bias, uniform, probs, sample):
-    """probs = sigmoid(pre + bias); sample = 1[uniform < probs]; written in place.
-
-    One pass instead of NumPy's four (add bias, exp, divide, compare).
-    """
-    n, m = pre.shape
-    for i in range(n):
-        for j in range(m):
-            p = _sigmoid_finite(pre[i, j] + bias[j])
-            probs[i, j] = p
-            sample[i, j] = np.float32(1.0) if uniform[i, j] < p else np.float32(0.0)
-
-
-@njit(fastmath=FAST, cache=True)
-def sigmoid_bias(pre, bias, probs):
-    """probs = sigmoid(pre + bias), in place of NumPy's three passes."""
-    n, m = pre.shape
-    for i in range(n):
-        for j in range(m):
-            probs[i, j] = _sigmoid_finite(pre[i, j] + bias[j])
 
 
 @njit(fastmath=True, cache=True)
