@@ -21,7 +21,7 @@ What pays, and why:
 * RBM: AIS needs ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64, and a
   Bernoulli draw (uniforms from the seeded NumPy generator, so runs are repeatable
   whatever the thread count). The training step's sigmoid-and-draw has no kernel: NumPy's
-  SIMD exp in five in-place passes beat a fused Numba loop 2.5x (``rbm.sigmoid_bias_reference``).
+  SIMD exp in four in-place passes beat a fused Numba loop 2.5x (``rbm.sigmoid_bias_reference``).
 
 Metric codes (shared with ``minigen.models.distances``): 0 Euclidean, 1 dot product,
 2 Manhattan, 3 supremum.

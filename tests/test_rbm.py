@@ -108,6 +108,21 @@ def test_training_raises_the_exact_log_likelihood(persistent, k):
     assert end > -4.5
 
 
+def test_persistent_chains_survive_a_short_last_batch():
+    """50 rows in batches of 20: the last batch has 10 rows and advances only the first 10
+    chains; the other 10 keep their states, and the next epoch goes on from all 20."""
+    X = bars()[:50]
+    rbm = RBM(4, batch_size=20, persistent=True, random_state=0).initialise(X)
+    rbm.partial_fit_batch(X[:20])
+    before = rbm._chain.copy()
+    rbm.partial_fit_batch(X[20:30])
+    assert rbm._chain.shape == (20, 4)
+    np.testing.assert_array_equal(rbm._chain[10:], before[10:])
+    chains = rbm._chain
+    rbm.partial_fit_batch(X[:20])
+    assert rbm._chain is chains, "the full chains were restarted from the data"
+
+
 def test_pseudo_likelihood_is_the_exact_conditional_of_the_flipped_unit():
     rbm = tiny_rbm()
     V = R._all_states(6)[::5].astype(np.float32)
