@@ -60,7 +60,9 @@ class KMeans:
             raise ValueError(f"KMeans.fit: {X.shape[0]} samples for {self.n_clusters} clusters")
         rng = np.random.default_rng(self.random_state)
         xp = get_array_module(X)
-        scale = float(xp.var(X, axis=0).mean()) or 1.0
+        # tol = 0 needs no scale: skip the column variances (several passes over X, 0.7 s on
+        # 60000x784 -- a third of a whole fit), as scikit-learn does
+        scale = (float(xp.var(X, axis=0).mean()) or 1.0) if self.tol else 1.0
         best = None
         n_init = 1 if not isinstance(self.init, str) else self.n_init
         for _ in range(n_init):
