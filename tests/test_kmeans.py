@@ -128,3 +128,19 @@ def test_fused_lloyd_kernel_equals_reference(n_blocks):
     np.testing.assert_allclose(d2, d_ref.astype(np.float64) ** 2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sums, s_ref, rtol=1e-6)
     np.testing.assert_array_equal(counts, c_ref)
+
+
+def test_non_finite_data_are_refused_and_an_overflowing_sum_is_not():
+    """The classical models' input check: a NaN/inf entry is named; finite data whose sum
+    overflows float32 (the check's fast path) still pass."""
+    from minigen.models._checks import as_data_matrix
+    X = np.ones((5, 4), np.float32)
+    X[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"X\[2, 3\] is nan"):
+        KMeans(2).fit(X)
+    X[2, 3] = -np.inf
+    with pytest.raises(ValueError, match=r"X\[2, 3\] is -inf"):
+        as_data_matrix(X, "check")
+    huge = np.full((4, 3), 3e38, np.float32)
+    assert np.isinf(huge.sum())
+    assert as_data_matrix(huge, "check") is huge
