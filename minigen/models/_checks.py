@@ -1,4 +1,6 @@
 """Input checks shared by the classical models (scikit-learn's X of shape (N, D))."""
+import numpy as np
+
 from ..backend import get_array_module
 
 
@@ -18,8 +20,9 @@ def as_data_matrix(X, where, dtype=None, n_features=None, fitted_on="the model")
     # NaN/inf would spread silently through every distance and mean. The sum is finite when
     # every entry is (one fast pass, no (N, D) mask; scikit-learn's test); only when it is
     # not -- a bad entry, or a sum that overflowed -- are the entries checked one by one
-    if bool(xp.isfinite(X.sum())):
-        return X
+    with np.errstate(over="ignore", invalid="ignore"):
+        if bool(xp.isfinite(X.sum())):
+            return X
     finite = xp.isfinite(X)
     if not bool(finite.all()):
         i, j = (int(v) for v in xp.argwhere(~finite)[0])
