@@ -23,7 +23,7 @@ START, END = "<!-- bench-table start -->", "<!-- bench-table end -->"
 def history(folder=RESULTS):
     """Every result file of ``folder``, oldest first: a list of (path, document)."""
     docs = []
-    for path in glob.glob(os.path.join(folder, "*.json")):
+    for path in glob.glob(os.path.join(folder, "[0-9]*-[0-9]*.json")):  # run.write's names
         with open(path) as f:
             doc = json.load(f)
         if isinstance(doc, dict) and "rows" in doc and "date" in doc:
