@@ -91,9 +91,9 @@ class KMeans:
     def _lloyd(self, X, centres, delta):
         """Steps 4-9 until the centres stop moving (by more than delta) or max_iter."""
         labels = None
-        x_sq = _row_norms_sq(X) if distances.metric_code(self.metric) == 0 else None
+        state = {}   # what the fused Euclidean step carries from one iteration to the next
         for it in range(1, self.max_iter + 1):
-            new_labels, dist, sums, counts = self._step(X, centres, x_sq)  # steps 4-6, sums
+            new_labels, dist, sums, counts = self._step(X, centres, state)  # steps 4-6, sums
             new_centres = self._update(X, sums, counts, dist)         # steps 7-8
             shift = float(((new_centres - centres) ** 2).sum())
             stable = labels is not None and bool((new_labels == labels).all())
@@ -103,24 +103,31 @@ class KMeans:
         labels, dist = self._assign(X, centres)  # labels and inertia of the final centres
         return centres, labels, self._inertia(dist), it
 
-    def _step(self, X, centres, x_sq=None):
+    def _step(self, X, centres, state=None):
         """Nearest centre of every object, its distance, and the per-cluster sums and counts.
-        Euclidean on NumPy: the product X C^T by BLAS, then one Numba pass for the arg-min,
-        the distances and the sums (kernels.classical.lloyd_from_gram); ``x_sq``: the rows'
-        squared norms, the same at every iteration."""
+
+        Euclidean on NumPy: the product X C^T by BLAS, then one Numba pass for the arg-min
+        and the distances, and the sums updated by the rows that changed cluster only
+        (kernels.classical.lloyd_from_gram). ``state`` (a dict, empty at the first
+        iteration) keeps the rows' squared norms, the assignment and its sums in between."""
         from ..kernels import use_numba
         if distances.metric_code(self.metric) == 0 and use_numba(X):
             import numba
             from ..kernels.classical import lloyd_from_gram, threads_for
             X = np.ascontiguousarray(X)
+            state = {} if state is None else state
+            if not state:
+                k = centres.shape[0]
+                state.update(x_sq=_row_norms_sq(X), labels=np.full(X.shape[0], -1, np.int64),
+                             sums=np.zeros((k, X.shape[1])), counts=np.zeros(k))
             centres = centres.astype(X.dtype)
             gram = X @ centres.T
-            x_sq = _row_norms_sq(X) if x_sq is None else x_sq
             with threads_for(X.size):
-                labels, d2, sums, counts = lloyd_from_gram(X, gram, x_sq,
-                                                           _row_norms_sq(centres),
-                                                           numba.get_num_threads())
-            return labels, np.sqrt(d2), sums, counts
+                d2, _ = lloyd_from_gram(X, gram, state["x_sq"], _row_norms_sq(centres),
+                                        state["labels"], state["sums"], state["counts"],
+                                        numba.get_num_threads())
+            return (state["labels"].copy(), np.sqrt(d2), state["sums"].copy(),
+                    state["counts"].copy())
         labels, dist = self._assign(X, centres)
         return (labels, dist) + tuple(cluster_sums(X, labels, self.n_clusters))
 
