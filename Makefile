@@ -37,7 +37,8 @@ test: deps
 	$(PY) -m pytest -q -n $(WORKERS) --hypothesis-profile=ci tests
 
 bench: deps data
-	$(PY) benchmarks/run.py
+	# results to benchmarks/results/<time>.json, the chart, and README's table
+	$(PY) benchmarks/run.py --readme
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -146,7 +146,9 @@ def time_segments(X, y, segments, per_segment):
     verdict = "met" if statistics.median(ratios) <= GOAL_RATIO else "MISSED"
     print(f"    median ratio minigen/torch: {statistics.median(ratios):.2f}  "
           f"(goal <= {GOAL_RATIO}: {verdict})")
-    return {"ratio": statistics.median(ratios), "ms_minigen": ms[0], "ms_torch": ms[1]}
+    return {"case": f"CNN classifier training step, batch {BATCH}", "peer": "torch",
+            "minigen_ms": ms[0], "peer_ms": ms[1], "ratio": statistics.median(ratios),
+            "goal": GOAL_RATIO, "met": verdict == "met"}
 
 
 # ------------------------------------------------------------------ (b) accuracy

@@ -102,10 +102,10 @@ def run(parts=("speed", "parity")):
     # BENCH_THREADS=1 on a shared, overloaded machine (spinning BLAS threads distort timings)
     threads = set_threads(int(os.environ.get("BENCH_THREADS", 0)) or None)
     print(f"threads: {threads}; load average: {os.getloadavg()[0]:.2f}")
-    if "speed" in parts:
-        speed()
+    rows = speed() if "speed" in parts else []
     if "parity" in parts:
         parity()
+    return rows
 
 
 if __name__ == "__main__":

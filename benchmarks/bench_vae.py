@@ -261,10 +261,13 @@ def run(parts=("parity-steps", "parity-epochs", "speed")):
     env = os.environ.get
     if "parity-epochs" in parts:
         parity_epochs(x, xt, epochs=int(env("PARITY_EPOCHS", 10)))
+    rows = []
     if "speed" in parts:
-        speed(x, mlp_steps=int(env("MLP_STEPS", 0)) or None, conv_steps=int(env("CONV_STEPS", 100)))
+        rows = speed(x, mlp_steps=int(env("MLP_STEPS", 0)) or None,
+                     conv_steps=int(env("CONV_STEPS", 100)))
     if "quality" in parts:
         quality()
+    return rows
 
 
 if __name__ == "__main__":

@@ -113,16 +113,49 @@ def test_errors_name_the_problem():
         KMeans(2).predict(np.zeros((1, 2)))
 
 
-def test_fused_lloyd_kernel_equals_reference():
-    from minigen.kernels.classical import lloyd_step
+@pytest.mark.parametrize("n_blocks", [1, 2, 7])
+def test_fused_lloyd_kernel_equals_reference(n_blocks):
+    """From no assignment (labels -1), then from the previous one: each time the labels,
+    distances, sums and counts of the reference recomputed from scratch. The sums are
+    updated by the moved rows only; with values k/64 in [0, 1) every float64 sum is exact,
+    so the update must give the recomputed sums bit for bit."""
+    from minigen.kernels.classical import lloyd_from_gram
     rng = np.random.default_rng(4)
-    X = rng.random((301, 9), dtype=np.float32)
-    C = X[:6].copy()
-    labels, d2, sums, counts = lloyd_step(X, C, 2)
-    i_ref, d_ref = D.nearest_reference(X, C)
-    s_ref, c_ref = cluster_sums_reference(X, i_ref, 6)
-    np.testing.assert_array_equal(labels, i_ref)
-    # squared distances by |x|^2 - 2 x.c + |c|^2 in float32: absolute error ~ 1e-6 |x|^2
-    np.testing.assert_allclose(d2, d_ref.astype(np.float64) ** 2, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(sums, s_ref, rtol=1e-6)
-    np.testing.assert_array_equal(counts, c_ref)
+    X = (rng.integers(0, 64, (301, 9)) / 64).astype(np.float32)
+    labels, sums, counts = np.full(301, -1), np.zeros((6, 9)), np.zeros(6)
+    moved_before = None
+    for C in (X[:6].copy(), X[10:16] * 0.9 + 0.05):
+        d2, moved = lloyd_from_gram(X, X @ C.T, (X * X).sum(1), (C * C).sum(1), labels,
+                                    sums, counts, n_blocks)
+        i_ref, d_ref = D.nearest_reference(X, C)
+        s_ref, c_ref = cluster_sums_reference(X, i_ref, 6)
+        np.testing.assert_array_equal(labels, i_ref)
+        # squared distances by |x|^2 - 2 x.c + |c|^2 in float32: absolute error ~ 1e-6 |x|^2
+        np.testing.assert_allclose(d2, d_ref.astype(np.float64) ** 2, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(sums, s_ref)
+        np.testing.assert_array_equal(counts, c_ref)
+        assert 0 < moved < 301 if moved_before is not None else moved == 301
+        moved_before = moved
+    # the check can fail: sums left as they were (a row's move not taken from its old
+    # cluster) differ from the recomputed ones
+    stale = sums.copy()
+    labels[:] = -1
+    lloyd_from_gram(X, X @ C.T, (X * X).sum(1), (C * C).sum(1), labels, stale, counts, 1)
+    assert not np.array_equal(stale, s_ref)
+
+
+def test_non_finite_data_are_refused_and_an_overflowing_sum_is_not():
+    """The classical models' input check: a NaN/inf entry is named; finite data whose sum
+    overflows float32 (the check's fast path) still pass."""
+    from minigen.models._checks import as_data_matrix
+    X = np.ones((5, 4), np.float32)
+    X[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"X\[2, 3\] is nan"):
+        KMeans(2).fit(X)
+    X[2, 3] = -np.inf
+    with pytest.raises(ValueError, match=r"X\[2, 3\] is -inf"):
+        as_data_matrix(X, "check")
+    huge = np.full((4, 3), 3e38, np.float32)
+    with np.errstate(over="ignore"):
+        assert np.isinf(huge.sum())
+    assert as_data_matrix(huge, "check") is huge

@@ -48,20 +48,27 @@ def test_free_energy_and_conditionals_match_enumeration():
     assert big.log_partition_exact() == pytest.approx(np.log(np.exp(-E2).sum()), rel=1e-10)
 
 
-def test_sigmoid_bernoulli_kernel_equals_reference():
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float64, np.float64),
+                                    (np.float32, np.float64)])
+def test_in_place_sigmoid_and_draw_equal_the_formula_bit_for_bit(dtypes):
+    """The training step's sigmoid runs as five in-place ufunc passes (the fast path): the
+    same IEEE operations as the textbook expression, so the same bits, overflow included."""
     rng = np.random.default_rng(0)
-    pre = rng.normal(0, 4, (33, 17)).astype(np.float32)
-    bias = rng.normal(0, 1, 17).astype(np.float32)
+    pre = rng.normal(0, 4, (33, 17))
+    pre[:, 0] *= 1000                 # |z| in the thousands: exp(-z) overflows to inf
+    pre = pre.astype(dtypes[0])
+    bias = rng.normal(0, 1, 17).astype(dtypes[1])
     u = rng.random((33, 17), dtype=np.float32)
-    probs, sample = np.empty_like(pre), np.empty_like(pre)
-    K.sigmoid_bernoulli(pre, bias, u, probs, sample)
-    p_ref, s_ref = R.bernoulli_reference(pre, bias, u)
-    np.testing.assert_allclose(probs, p_ref, rtol=1e-6, atol=1e-7)
-    near = np.abs(u - p_ref) < 1e-6   # a draw on the edge may round either way
-    np.testing.assert_array_equal(sample[~near], s_ref[~near])
-    out = np.empty_like(pre)
-    K.sigmoid_bias(pre, bias, out)
-    np.testing.assert_allclose(out, p_ref, rtol=1e-6, atol=1e-7)
+    with np.errstate(over="ignore"):
+        expected = (1.0 / (1.0 + np.exp(-(pre + bias)))).astype(pre.dtype)
+    probs, sample = R.bernoulli(pre, bias, np.random.default_rng(7))
+    np.testing.assert_array_equal(R.sigmoid_bias(pre, bias), expected)
+    np.testing.assert_array_equal(probs, expected)
+    assert probs.dtype == sample.dtype == pre.dtype and (expected == 0).any()
+    np.testing.assert_array_equal(
+        sample, (np.random.default_rng(7).random(pre.shape, dtype=np.float32) < expected))
+    # the check can fail: a sigmoid off by one unit in the last place is caught
+    assert not np.array_equal(np.nextafter(probs, 2 * probs), expected)
 
 
 def test_ais_kernel_equals_reference():
@@ -99,6 +106,21 @@ def test_training_raises_the_exact_log_likelihood(persistent, k):
     # the data hold ~1 bit of structure plus noise: 8 independent pixels cost 8 ln 2 = 5.5
     assert end > start + 1.0
     assert end > -4.5
+
+
+def test_persistent_chains_survive_a_short_last_batch():
+    """50 rows in batches of 20: the last batch has 10 rows and advances only the first 10
+    chains; the other 10 keep their states, and the next epoch goes on from all 20."""
+    X = bars()[:50]
+    rbm = RBM(4, batch_size=20, persistent=True, random_state=0).initialise(X)
+    rbm.partial_fit_batch(X[:20])
+    before = rbm._chain.copy()
+    rbm.partial_fit_batch(X[20:30])
+    assert rbm._chain.shape == (20, 4)
+    np.testing.assert_array_equal(rbm._chain[10:], before[10:])
+    chains = rbm._chain
+    rbm.partial_fit_batch(X[:20])
+    assert rbm._chain is chains, "the full chains were restarted from the data"
 
 
 def test_pseudo_likelihood_is_the_exact_conditional_of_the_flipped_unit():
