@@ -280,3 +280,24 @@ def test_three_steps_of_both_phases_equal_the_pytorch_twin(labels):
 
 def test_the_parity_check_catches_positives_paired_with_the_codes_labels():
     assert run_twins("independent", steps=2, pair_labels=False) > 1e-6
+
+
+# ------------------------------------------------------------------ figures
+def test_codes_figure_title_stays_inside_the_figure(monkeypatch, tmp_path):
+    """The labelled variant's title (over 100 characters) once ran past both edges of
+    codes.png, cut off; it is wrapped to the figure's width now."""
+    from minigen import viz
+    figures = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig))
+    title = ("codes of 5000 test images over the mixture prior's density, labels independent "
+             "of the prior (style only)")
+    log_p = np.zeros((8, 8))
+    codes = np.random.default_rng(0).standard_normal((50, 2))
+    viz.save_codes_over_density(codes, np.arange(50) % 10, log_p, (-3, 3), tmp_path / "c.png",
+                                class_names=[str(k) for k in range(10)], title=title)
+    fig = figures[0]
+    fig.canvas.draw()
+    box = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+    assert fig.axes[0].title.get_text().replace("\n", " ") == title
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox)
+    viz.plt.close(fig)
