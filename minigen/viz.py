@@ -195,7 +195,7 @@ def _labelled_grid(images, nrow, path, image_shape=None, row_labels=None, col_la
     if ylabel:
         ax.set_ylabel(ylabel, fontsize=8)
     if title:
-        ax.set_title(title, fontsize=9)
+        _fit_title(ax, title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 
