@@ -150,6 +150,16 @@ def save_bar_panels(panels, labels, path, errors=None, title=None):
     _save(fig, path)
 
 
+def _fit_title(ax, title, fontsize):
+    """``ax``'s title, broken into lines that fit its figure's width: a long title (one that
+    names a run's variant, say) would otherwise run past the figure's edges, cut off."""
+    import textwrap
+    # a character of a sans-serif font is ~0.6 em wide on average; keep 10 % margin
+    width_pt = 0.9 * ax.figure.get_figwidth() * 72
+    ax.set_title(textwrap.fill(title, max(20, int(width_pt / (0.6 * fontsize)))),
+                 fontsize=fontsize)
+
+
 def _save(fig, path):
     """Save and close (figures otherwise pile up in memory over a long run)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -185,7 +195,7 @@ def _labelled_grid(images, nrow, path, image_shape=None, row_labels=None, col_la
     if ylabel:
         ax.set_ylabel(ylabel, fontsize=8)
     if title:
-        ax.set_title(title, fontsize=9)
+        _fit_title(ax, title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 
@@ -328,7 +338,7 @@ def save_codes_over_density(codes, labels, log_density, extent, path, class_name
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     if title:
-        ax.set_title(title, fontsize=9)
+        _fit_title(ax, title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 

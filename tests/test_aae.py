@@ -280,3 +280,36 @@ def test_three_steps_of_both_phases_equal_the_pytorch_twin(labels):
 
 def test_the_parity_check_catches_positives_paired_with_the_codes_labels():
     assert run_twins("independent", steps=2, pair_labels=False) > 1e-6
+
+
+# ------------------------------------------------------------------ figures
+LONG_TITLE = ("the pixel VAE and the VAE-GAN: reconstructions of the same test images (through "
+              "the posterior mean), samples of the same z")
+
+
+def _codes_figure(viz, path):
+    viz.save_codes_over_density(np.random.default_rng(0).standard_normal((50, 2)),
+                                np.arange(50) % 10, np.zeros((8, 8)), (-3, 3), path,
+                                class_names=[str(k) for k in range(10)], title=LONG_TITLE)
+
+
+def _rows_figure(viz, path):
+    viz.save_labelled_rows(np.zeros((50, 784), np.float32), 10, path, image_shape=(1, 28, 28),
+                           row_labels=[f"row {r}" for r in range(5)], title=LONG_TITLE)
+
+
+@pytest.mark.parametrize("draw", [_codes_figure, _rows_figure], ids=["codes", "labelled rows"])
+def test_long_titles_stay_inside_the_figure(draw, monkeypatch, tmp_path):
+    """Titles that name a run's variant (codes.png of the labelled AAE, vae_vs_vaegan.png)
+    once ran past the figure's edges, cut off; they are wrapped to the figure's width now."""
+    from minigen import viz
+    figures = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig))
+    draw(viz, tmp_path / "f.png")
+    fig = figures[0]
+    fig.canvas.draw()
+    title = fig.axes[0].title
+    box = title.get_window_extent(fig.canvas.get_renderer())
+    assert title.get_text().replace("\n", " ") == LONG_TITLE
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox)
+    viz.plt.close(fig)

@@ -159,3 +159,12 @@ def test_errors_are_one_line(tmp_path, capsys):
     _one_line_error(capsys, "straight_through False (now True)")
     assert _train("vaegan", tmp_path / "h", "--vae", str(tmp_path / "g")) == 2
     _one_line_error(capsys, "not 'vae'")
+    # a VAE of another latent size: refused before training (it once crashed on the figure,
+    # after a whole epoch)
+    assert main(["train", "vae", "--latent", "2", "--hidden", "8", "--batch-size", "16",
+                 "--epochs", "1", "--iwae-k", "0", "--figures-every", "0",
+                 "--out", str(tmp_path / "v2")]) == 0
+    capsys.readouterr()
+    assert _train("vaegan", tmp_path / "i", "--vae", str(tmp_path / "v2")) == 2
+    _one_line_error(capsys, "its latent size is 2, the VAE-GAN's 3")
+    assert not (tmp_path / "i" / "metrics.json").exists()

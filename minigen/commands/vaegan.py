@@ -87,8 +87,10 @@ def optimizers(vae, dis, config):
             Adam(dis.parameters(), lr=config["lr"], betas=betas))
 
 
-def load_baseline(path, image_shape):
-    """The pixel VAE of a ``minigen train vae`` run, for the comparison figure, or a CLIError."""
+def load_baseline(path, image_shape, latent):
+    """The pixel VAE of a ``minigen train vae`` run, for the comparison figure, or a CLIError.
+    Checked before training starts: its images and latent size must be the VAE-GAN's (the
+    figure decodes the same z with both decoders)."""
     from ..serialization import load
     from .vae import model_from_checkpoint
     state = load(resolve_checkpoint(path))
@@ -97,6 +99,10 @@ def load_baseline(path, image_shape):
         raise CLIError(f"--vae {path}: an unconditional VAE of {tuple(image_shape)} images is "
                        f"needed, this one has image_shape {tuple(config['image_shape'])}"
                        f"{' and is conditional' if config.get('num_classes') else ''}")
+    if config["latent"] != latent:
+        raise CLIError(f"--vae {path}: its latent size is {config['latent']}, the VAE-GAN's "
+                       f"{latent} (the figure decodes the same z with both); pass --latent "
+                       f"{config['latent']} or train the VAE with --latent {latent}")
     return model.eval()
 
 
@@ -108,7 +114,7 @@ def train(args):
     run = Run(args.out, resume=args.resume)
     x, y, xt, yt, classes, image_shape = load_data(args.dataset, args.subset)
     config = config_from_args(args, image_shape)
-    baseline = load_baseline(args.vae, image_shape) if args.vae else None
+    baseline = load_baseline(args.vae, image_shape, config["latent"]) if args.vae else None
     _state.check_batch(len(x), config["batch_size"])
     mg.manual_seed(args.seed)
     vae, dis = build_vaegan(config)
