@@ -19,6 +19,7 @@ from .tensor import (Tensor, _install_methods, arange, as_tensor, empty, empty_l
                      from_numpy, full, full_like, linspace, numel, ones, ones_like, rand,
                      rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grad
+from .threads import get_num_threads, set_num_threads
 
 _install_methods()
 

@@ -22,6 +22,9 @@ def build_parser():
     for name, module in commands.available().items():
         p = models.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(p)
+        p.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads for the kernels and BLAS (default: one per core; "
+                            "1 is faster when other work keeps the cores busy)")
         p.set_defaults(handler=module.train)
 
     sample = sub.add_parser("sample", help="draw samples from a trained model's checkpoint")
@@ -41,6 +44,13 @@ def build_parser():
     evaluate.add_arguments(ev)
     ev.set_defaults(handler=evaluate.run)
     return apply_policy(parser)
+
+
+def _threads(args):
+    """--threads N of `minigen train` (minigen/threads.py says when 1 is faster)."""
+    if getattr(args, "threads", None) is not None:
+        from .threads import set_num_threads
+        set_num_threads(args.threads)
 
 
 def _sample(args):
@@ -81,9 +91,11 @@ def main(argv=None):
     except SystemExit as e:  # --help (0) or a refused option (2, its one line already printed)
         return e.code
     if os.environ.get("MINIGEN_DEBUG"):
+        _threads(args)
         args.handler(args)
         return 0
     try:
+        _threads(args)
         args.handler(args)
     except KeyboardInterrupt:
         print("minigen: interrupted (the last finished epoch is in the checkpoint; use --resume)",
