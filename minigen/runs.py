@@ -109,6 +109,28 @@ class Run:
         return load(self.checkpoint_path)
 
 
+def checkpoint_for_resume(run, model, config, keys):
+    """The checkpoint in ``run`` for ``--resume``, after two checks that end in a one-line
+    ``CLIError``: it was written by ``model`` (its ``"model"`` entry), and with the same
+    values of ``keys`` as ``config`` (the settings a resumed run must share, e.g. the
+    architecture), read from its JSON ``"config"``."""
+    import json
+    state = run.load_checkpoint()
+    name = state.get("model")
+    name = str(name.item() if hasattr(name, "item") else name)
+    if name != model:
+        raise CLIError(f"--resume: {run.checkpoint_path} is a checkpoint of model {name!r}, "
+                       f"not {model!r}; use another --out")
+    saved = state["config"]
+    saved = json.loads(str(saved.item() if hasattr(saved, "item") else saved))
+    differ = [f"{key} {saved.get(key)!r} (now {config[key]!r})" for key in keys
+              if saved.get(key) != config[key]]
+    if differ:
+        raise CLIError(f"--resume: the run in {run.out} was trained with other settings: "
+                       f"{'; '.join(differ)}")
+    return state
+
+
 def progress(iterable=None, total=None, desc=None, leave=False):
     """A tqdm progress bar on stderr; silent when stderr is not a terminal (CI logs stay short)."""
     return tqdm(iterable, total=total, desc=desc, leave=leave, dynamic_ncols=True,

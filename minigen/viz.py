@@ -299,3 +299,100 @@ def save_toy_panels(panels, real, path, title=None, levels_label="D"):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+# ---------------------------------------------------------------- autoencoder figures
+# minigen/commands/aae.py, vaegan.py and catvae.py compute the codes and images; these lay
+# them out.
+def save_codes_over_density(codes, labels, log_density, extent, path, class_names=None,
+                            title=None):
+    """2-D codes (n, 2) as dots coloured by class over a grey map of a prior's density:
+    ``log_density`` (k, k) is log p(z) on the square ``extent`` = (lo, hi) (row = z2, from lo)."""
+    codes = np.asarray(codes)
+    lo, hi = extent
+    k = log_density.shape[0]
+    fig, ax = plt.subplots(figsize=(6.4, 5.8), dpi=100)
+    density = np.exp(log_density - log_density.max())
+    ax.imshow(density, extent=(lo, hi, lo, hi), origin="lower", cmap="Greys", vmin=0,
+              vmax=1.6, interpolation="bilinear", aspect="equal")
+    ax.contour(np.linspace(lo, hi, k), np.linspace(lo, hi, k), density, levels=[0.05, 0.5],
+               colors="0.3", linewidths=0.6)
+    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=2,
+                    alpha=0.6)
+    if class_names is not None:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(c)))
+                   for c in range(len(class_names))]
+        ax.legend(handles, class_names, fontsize=7, loc="upper right", framealpha=0.8)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_labelled_rows(images, n_cols, path, col_labels=None, row_labels=None, image_shape=None,
+                       title=None, xlabel=None):
+    """A grid of ``n_cols`` images per row with a label for each column and each row (e.g.
+    one style per row, one class per column)."""
+    _labelled_grid(images, n_cols, path, image_shape=image_shape, row_labels=row_labels,
+                   col_labels=col_labels, title=title, xlabel=xlabel)
+
+
+# ---------------------------------------------------------------- domain adaptation figures
+# minigen/commands/dann.py computes the accuracies and the projected features; these lay them out.
+def save_xy_curves(curves, path, xlabel="", ylabel="", title=None, dashed=()):
+    """Line plot of named series with their own x values: ``curves = {name: (xs, ys)}``;
+    the names in ``dashed`` are drawn dashed in the colour of the solid series at the same
+    position (e.g. a baseline beside the model: the k-th dashed curve takes colour k)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    solid = [name for name in curves if name not in dashed]
+    for k, name in enumerate(solid):
+        xs, ys = curves[name]
+        if len(ys):
+            ax.plot(xs, ys, color=f"C{k}", marker="o", markersize=3, label=name)
+    for k, name in enumerate(n for n in curves if n in dashed):
+        xs, ys = curves[name]
+        if len(ys):
+            ax.plot(xs, ys, color=f"C{k}", linestyle="--", marker="x", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def save_domain_projections(panels, path, class_names=None, title=None):
+    """2-D projections of source and target points, one column per panel: top row coloured
+    by domain (source blue, target red), bottom row by class (source dots, target crosses).
+    ``panels``: dicts with ``title``, ``source`` (n, 2), ``target`` (m, 2), ``source_labels``,
+    ``target_labels``."""
+    n = len(panels)
+    fig, axes = plt.subplots(2, n, figsize=(4.6 * n, 8.6), dpi=100, squeeze=False)
+    for col, panel in enumerate(panels):
+        top, bottom = axes[0, col], axes[1, col]
+        top.scatter(*panel["source"].T, s=4, c="tab:blue", alpha=0.5, label="source")
+        top.scatter(*panel["target"].T, s=4, c="tab:red", alpha=0.5, label="target")
+        top.set_title(f"{panel['title']}: by domain", fontsize=10)
+        top.legend(fontsize=7, markerscale=3)
+        bottom.scatter(*panel["source"].T, s=5, c=panel["source_labels"], cmap="tab10",
+                       vmin=0, vmax=9, alpha=0.6, marker="o")
+        bottom.scatter(*panel["target"].T, s=9, c=panel["target_labels"], cmap="tab10",
+                       vmin=0, vmax=9, alpha=0.6, marker="x", linewidths=0.6)
+        bottom.set_title(f"{panel['title']}: by class (o source, x target)", fontsize=10)
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if class_names is not None:
+        cmap = plt.get_cmap("tab10")
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(k)) for k in
+                   range(len(class_names))]
+        axes[1, -1].legend(handles, class_names, fontsize=6, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

@@ -31,6 +31,18 @@ def _flat(state, prefix=""):
     return out
 
 
+def assert_same_checkpoints(run_a, run_b):
+    """The checkpoints of two runs equal bit for bit (the history: but for the timings)."""
+    a = _flat(load(str(run_a / "checkpoint.npz")))
+    b = _flat(load(str(run_b / "checkpoint.npz")))
+    assert a.keys() == b.keys()
+    for key in a:
+        if key != "history":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
+
+
 def _png(path):
     return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and \
         path.stat().st_size > 1000
@@ -117,14 +129,7 @@ def test_resume_continues_bit_for_bit(setting, tmp_path, capsys):
     assert _train(stopped, *fast, epochs=1) == 0
     assert _train(stopped, *fast, "--resume", epochs=2) == 0
     assert "resuming" in capsys.readouterr().out
-    a = _flat(load(str(straight / "checkpoint.npz")))
-    b = _flat(load(str(stopped / "checkpoint.npz")))
-    assert a.keys() == b.keys()
-    for key in a:
-        if key != "history":
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
+    assert_same_checkpoints(straight, stopped)
     assert _train(stopped, *fast, "--resume", epochs=2) == 0
     assert "nothing to do" in capsys.readouterr().out
 

@@ -222,6 +222,29 @@ def test_the_exactness_check_catches_a_biased_estimator(monkeypatch):
         _check_kid_exact(kid_module.kid)
 
 
+def test_mmd_with_the_gaussian_kernel_by_hand():
+    """The Gaussian kernel (for low-dimensional codes, e.g. an AAE's against its prior) and
+    the median heuristic, against direct sums over pairs."""
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    y = np.array([[1.0, 1.0], [3.0, 0.0]])
+    # distances within x: 1, 2, sqrt(5) -> median 2
+    assert kid_module.median_bandwidth(x) == pytest.approx(2.0, rel=1e-14)
+    k = lambda a, b: math.exp(-math.fsum((a - b) ** 2) / (2 * 1.5 ** 2))  # noqa: E731
+    got = kid_module.gaussian_kernel(x, y, 1.5)
+    np.testing.assert_allclose(got, [[k(a, b) for b in y] for a in x], rtol=1e-14)
+    xx = math.fsum(k(x[i], x[j]) for i, j in itertools.permutations(range(3), 2)) / 6
+    yy = 2 * k(y[0], y[1]) / 2
+    xy = math.fsum(k(a, b) for a in x for b in y) / 6
+    mmd = kid_module.mmd2_unbiased(x, y, lambda a, b: kid_module.gaussian_kernel(a, b, 1.5))
+    assert mmd == pytest.approx(xx + yy - 2 * xy, rel=1e-13)
+    rng = np.random.default_rng(3)
+    same = kid_module.mmd2_unbiased(rng.normal(size=(400, 2)), rng.normal(size=(400, 2)),
+                                    lambda a, b: kid_module.gaussian_kernel(a, b, 1.0))
+    moved = kid_module.mmd2_unbiased(rng.normal(size=(400, 2)), rng.normal(0.5, 1, (400, 2)),
+                                     lambda a, b: kid_module.gaussian_kernel(a, b, 1.0))
+    assert abs(same) < 0.01 < moved
+
+
 def _kid_of_same_distribution(seed, d, shift, scale):
     """z-score of the mean MMD^2_u over 200 independent pairs of samples of one distribution."""
     rng = np.random.default_rng(seed)

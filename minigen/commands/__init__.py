@@ -14,11 +14,16 @@ import importlib
 MODELS = {
     "vae": "minigen.commands.vae",
     "gan": "minigen.commands.gan",
+    "aae": "minigen.commands.aae",
+    "vaegan": "minigen.commands.vaegan",
+    "catvae": "minigen.commands.catvae",
     "rbm": "minigen.commands.rbm",
     "som": "minigen.commands.som",
     "kmeans": "minigen.commands.kmeans",
     "gmm": "minigen.commands.gmm",
     "classifier": "minigen.commands.classifier",
+    "dann": "minigen.commands.dann",
+    "cyclegan": "minigen.commands.cyclegan",
 }
 
 

@@ -156,6 +156,21 @@ class _VAE(nn.Module):
             # learned variance: one log-variance per pixel, shared by all z
             self.dec_logvar = nn.Parameter(np.zeros(self.in_features, dtype=np.float32))
 
+    # ---------------------------------------------------------- the two halves
+    # layers of q(z | x); every other parameter belongs to the decoder p(x | z). VAE-GAN
+    # (models/vaegan.py) updates the two halves with different losses.
+    ENCODER_LAYERS = ("conv1", "conv2", "fc1", "fc_mu", "fc_logvar")
+
+    def encoder_parameters(self):
+        """The parameters of the encoder q(z | x), in ``parameters()`` order."""
+        return [p for name, p in self.named_parameters()
+                if name.split(".")[0] in self.ENCODER_LAYERS]
+
+    def decoder_parameters(self):
+        """The parameters of the decoder p(x | z) (with a learned pixel variance, if any)."""
+        return [p for name, p in self.named_parameters()
+                if name.split(".")[0] not in self.ENCODER_LAYERS]
+
     # ---------------------------------------------------------- conditioning
     def _label(self, y, like):
         if not self.num_classes:

@@ -9,6 +9,7 @@ from .layers import (ELU, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvTrans
                      Dropout2d, Embedding, Flatten, Identity, LayerNorm, LeakyReLU, Linear,
                      LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
                      Unflatten, Upsample)
+from .layers import GradientReversal, InstanceNorm2d
 from .losses import (BCELoss, BCEWithLogitsLoss, BernoulliLogLikelihood, CrossEntropyLoss,
                      GaussianNLLLoss, KLDivLoss, KLNormalLoss, L1Loss, MSELoss, NLLLoss,
                      SmoothL1Loss)

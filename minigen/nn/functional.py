@@ -43,6 +43,7 @@ __all__ = [
     "mse", "bce", "bce_with_logits", "nll", "gaussian_nll",
     "pad", "one_hot", "gumbel_softmax", "l1_loss", "smooth_l1_loss", "kl_div", "logsigmoid",
     "silu", "normalize", "cosine_similarity", "dropout2d",
+    "grad_reverse", "instance_norm",
 ]
 
 
@@ -249,6 +250,32 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 # ================================================================== dropout, embedding, upsampling
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Normalise each channel of each sample over its own pixels (Ulyanov et al. 2016): the
+    mean and variance of x[n, c] over (H, W), so an image's contrast does not leak into the
+    next one's -- the normalisation of style transfer and CycleGAN's generators.
+
+    PyTorch's signature; running statistics (``track_running_stats=True``) are not kept here:
+    only ``use_input_stats=True`` with no running buffers, the default of ``InstanceNorm2d``.
+    """
+    if running_mean is not None or running_var is not None or not use_input_stats:
+        raise ValueError("instance_norm: running statistics are not supported; normalise "
+                         "with the input's own statistics (use_input_stats=True)")
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input of shape (N, C, ...), got {input.shape}")
+    C = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (C,):
+            raise ValueError(f"instance_norm: {name} of shape {t.shape} does not match the "
+                             f"{C} channels of input {input.shape}")
+    axes = tuple(range(2, input.ndim))
+    stat_shape = (1, C) + (1,) * (input.ndim - 2)
+    m, v = _moments(input.data, axes)
+    return Normalize.apply(input, *_affine_pair(weight, bias, stat_shape, input),
+                           axes=axes, eps=eps, mean=m, var=v)
+
+
 def dropout(input, p=0.5, training=True):
     """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (inverted
     dropout: the expected value is unchanged, so evaluation needs no rescaling)."""
@@ -839,3 +866,39 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, *, noise=None
     positions = xp.arange(y.shape[axis]).reshape([-1 if k == axis else 1 for k in range(y.ndim)])
     y_hard = Tensor((positions == index).astype(y.dtype))
     return y_hard - y.detach() + y
+
+
+# ================================================================== gradient reversal
+class GradReverse(Function):
+    """The gradient reversal layer of Ganin & Lempitsky 2015 (section 3.2, "R_lambda"; seed
+    003, "Доменная адаптация"):
+
+        forward:  R(x) = x                 backward:  dR/dx = -lambda I
+
+    Put between a feature extractor and a domain classifier, one backward pass trains the
+    classifier to *tell* the domains apart (its own gradient is untouched) while the
+    features receive the *reversed* gradient, -lambda dL_d/df, and move to make the domains
+    indistinguishable. That is the saddle point of E = L_y - lambda L_d (their eq. 1)
+    reached with an ordinary optimizer on L_y + L_d(R(f)), instead of two alternating ones.
+
+    The forward returns a view of x (as torch's ``view_as``): no copy. The backward is a
+    Tensor op (a product with the constant -lambda), so the layer is differentiable again:
+    its second derivative is zero, and a gradient through it can itself be differentiated.
+    """
+
+    def forward(self, x, lambda_):
+        self.lambda_ = lambda_
+        return x.view()
+
+    def backward(self, g):
+        return g * -self.lambda_
+
+
+def grad_reverse(input, lambda_=1.0):
+    """Identity on the way forward; the gradient is multiplied by ``-lambda_`` on the way
+    back (``GradReverse``). ``lambda_`` is a number (DANN anneals it from 0 to 1 during
+    training, ``minigen.models.dann.grl_lambda``); ``lambda_=0`` passes zero gradients."""
+    lambda_ = float(lambda_)
+    if not math.isfinite(lambda_):
+        raise ValueError(f"grad_reverse: lambda_ must be a finite number, got {lambda_}")
+    return GradReverse.apply(input, lambda_=lambda_)

@@ -236,6 +236,34 @@ class LayerNorm(Module):
                f"elementwise_affine={self.elementwise_affine}"
 
 
+class InstanceNorm2d(Module):
+    """Instance norm over (N, C, H, W): statistics per sample and channel over the pixels
+    (``F.instance_norm``). PyTorch's defaults: no affine parameters, no running statistics
+    (the same normalisation in training and evaluation)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None):
+        super().__init__()
+        if track_running_stats:
+            raise ValueError("InstanceNorm2d: track_running_stats=True is not supported")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine = affine
+        if affine:
+            self.weight = Parameter(_filled(1.0, (num_features,), device, dtype))
+            self.bias = Parameter(_filled(0.0, (num_features,), device, dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"InstanceNorm2d: expected a 4-D input, got shape {x.shape}")
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
 # ================================================================== the rest
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
@@ -327,6 +355,22 @@ class Upsample(Module):
     def extra_repr(self):
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
         return f"{what}, mode='{self.mode}'"
+
+
+class GradientReversal(Module):
+    """The gradient reversal layer as a module (``F.grad_reverse``): the identity forward,
+    the gradient times ``-lambda_`` backward. ``lambda_`` is an attribute, so a training
+    loop can anneal it (DANN: ``layer.lambda_ = grl_lambda(progress)``)."""
+
+    def __init__(self, lambda_=1.0):
+        super().__init__()
+        self.lambda_ = lambda_
+
+    def forward(self, x):
+        return F.grad_reverse(x, self.lambda_)
+
+    def extra_repr(self):
+        return f"lambda_={self.lambda_}"
 
 
 class Identity(Module):

@@ -71,8 +71,15 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None):
     return Tensor(mean + std * z)
 
 
-def standard_gumbel(shape, dtype=None, device="cpu"):
+def standard_gumbel(shape, dtype=None, device="cpu", generator=None):
     """Gumbel(0, 1) samples g = -log(E), E ~ Exponential(1) (the noise of the Gumbel-max
-    trick: argmax(log p + g) is distributed as p)."""
-    e = backend.rng(device).standard_exponential(tuple(shape), dtype=_dtype(dtype))
-    return Tensor(-get_array_module(e).log(e))
+    trick: argmax(log p + g) is distributed as p). ``generator``: a NumPy (or CuPy) Generator
+    to draw from instead of minigen's (evaluation noise that leaves the training stream alone).
+
+    A float32 exponential sample is exactly 0 with probability about 2^-24 (a categorical VAE
+    draws millions per epoch): its g would be +inf and the softmax of it NaN. E is floored at
+    the smallest normal number, which makes that g large (87 in float32) but finite."""
+    gen = backend.rng(device) if generator is None else generator
+    e = gen.standard_exponential(tuple(shape), dtype=_dtype(dtype))
+    xp = get_array_module(e)
+    return Tensor(-xp.log(xp.maximum(e, xp.finfo(e.dtype).tiny)))
