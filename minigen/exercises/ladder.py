@@ -96,8 +96,9 @@ def _critic_inputs(draw):
     """A small critic's weights (N examples of D features, H hidden units) and the fixed
     noise of the penalty: real and fake batches, and the interpolation weights alpha."""
     n, d, h = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    w1 = draw(laid_out(draw(values((d, h)))))
-    w2 = draw(laid_out(draw(values((h, 1)))))
+    # nonzero weights: at a zero gradient the norm has no derivative (torch takes 0 there)
+    w1 = draw(laid_out(draw(values((d, h), "nonzero"))))
+    w2 = draw(laid_out(draw(values((h, 1), "nonzero"))))
     fixed = [draw(noise((n, d))), draw(noise((n, d))), draw(noise((n, 1), "uniform"))]
     return (w1, w2), {}, fixed
 
@@ -145,7 +146,7 @@ def _fixed_bce(rng):
 
 
 def _fixed_penalty_noise(rng):
-    return [rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.uniform(0, 1, (5, 1))]
+    return [rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), rng.uniform(0, 1, (3, 1))]
 
 
 LSE_EXTREMES = np.array([[1000.0, 999.0, 998.5, 1001.0], [-1000.0, -1001.0, -999.0, -1000.5],
@@ -566,7 +567,7 @@ def generative_exercises():
             stub=[Lib(gan_losses.gradient_penalty, {"": "weight * mean((||grad f(x_hat)|| - "
                                                          "1)^2), the norm per example"})],
             solution=[Lib(gan_losses.gradient_penalty)],
-            parts=[OpPart("gradient_penalty", gan_losses.gradient_penalty, [(3, 4), (4, 1)],
+            parts=[OpPart("gradient_penalty", gan_losses.gradient_penalty, [(2, 3), (3, 1)],
                           noise=_fixed_penalty_noise, sweep=_critic_inputs(),
                           call=critic_penalty_of, torch=_torch_penalty)]),
         Exercise(
@@ -594,8 +595,9 @@ def generative_exercises():
             solution=[Lib(activation.Softmax), Lib(activation.softmax), Lib(F.gumbel_softmax)],
             parts=[OpPart("gumbel_softmax", F.gumbel_softmax, [(3, 4)], noise=[(3, 4)],
                           noise_kind="gumbel", kwargs={"tau": 0.7},
-                          sweep=with_noise(unary("smooth", tau=st.sampled_from([0.5, 1.0, 2.0])),
-                                           kind="gumbel"),
+                          sweep=with_noise(shapes(min_dims=1).flatmap(lambda shape: unary(
+                              "smooth", shape, tau=st.sampled_from([0.5, 1.0, 2.0]))),
+                              kind="gumbel"),
                           call=gumbel_with_noise_of, straight_through=True,
                           torch=lambda: lambda logits, g, tau: _torch().softmax(
                               (logits + g) / tau, dim=-1))]),

@@ -111,17 +111,14 @@ class Verdict:
     total: int
     path: str
     parts: list = field(default_factory=list)
-    problem: str = None  # the file could not be run at all
 
     @property
     def ok(self):
-        return self.problem is None and all(p.ok for p in self.parts)
+        return all(p.ok for p in self.parts)
 
     @property
     def failed_check(self):
         """The name of the first failed check ("not implemented" for a stub), or None."""
-        if self.problem:
-            return "load"
         for p in self.parts:
             if not p.ok:
                 return "not implemented" if p.not_implemented(self.path) else p.failure.check
@@ -130,8 +127,6 @@ class Verdict:
     def __str__(self):
         head = f"{os.path.basename(self.path)} -- exercise {self.number}/{self.total} " \
                f"\"{self.name}\""
-        if self.problem:
-            return f"{head}: cannot run the file\n  {self.problem}"
         lines = []
         todo = [p.not_implemented(self.path) for p in self.parts]
         if self.ok:
