@@ -150,7 +150,7 @@ class Verdict:
             what, line = missing
             where = f" ({os.path.basename(self.path)}, line {line})" if line else ""
             return [f"{label}{what} is not implemented yet{where}: write it, then run "
-                    f"`minigen exercises check {os.path.basename(self.path)}` again"]
+                    f"`minigen exercises check {self.path}` again"]
         f = part.failure
         out = [label + f"FAILED at {f.check}" + (f" ({f.inner})" if f.inner else "")
                + (f"; passed before it: {', '.join(part.passed)}" if part.passed else "")]
