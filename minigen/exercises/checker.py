@@ -18,7 +18,7 @@ from ..tensor import Tensor
 from ..testing import _first_difference, _outputs, check_op
 from . import ExerciseError, classical, exercises, get
 from .exercise import OpPart
-from .verdict import Failure, PartResult, Verdict
+from .verdict import Failure, PartResult, Verdict, line_in
 
 PARITY_RTOL, PARITY_ATOL = 1e-9, 1e-12
 
@@ -33,16 +33,10 @@ def load_file(path):
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # a syntax error, an import that fails: say where, in one line
-        line = getattr(e, "lineno", None) or _line_in(e, path)
+        line = getattr(e, "lineno", None) or line_in(e, path)
         raise ExerciseError(f"{path}{f', line {line}' if line else ''}: the file does not run: "
                             f"{type(e).__name__}: {e}") from e
     return module
-
-
-def _line_in(error, path):
-    frames = [f for f in inspect.getinnerframes(error.__traceback__)
-              if os.path.abspath(f.filename) == os.path.abspath(path)]
-    return frames[-1].lineno if frames else None
 
 
 def exercise_of(module, path):

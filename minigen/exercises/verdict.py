@@ -47,6 +47,8 @@ ADVICE = {
 }
 SWEEP_ADVICE = ("it passes at the fixed inputs and fails at these (hypothesis's smallest "
                 "failing example): look for a hard-coded shape, axis or size.")
+RAISED = ("your code raised the exception above on these inputs (a check disagreeing would say "
+          "'failed'): the line it names is where to look.")
 DETACHED = ("the analytic derivative is 0 where the numerical one is not: in the graph the "
             "output does not depend on this input (a detached tensor: .data, .detach(), a "
             "Tensor built from an array; or a gradient taken without create_graph=True).")
@@ -71,6 +73,8 @@ class Failure:
             line = ADVICE.get(what, ADVICE.get(what.split(" (")[0], ""))
         if type(self.error).__name__ == "BackwardError":
             line = "the engine's message above says what the backward returned wrongly."
+        elif self.error is not None and not isinstance(self.error, AssertionError):
+            line = RAISED
         if self.check == "property sweep":
             line = SWEEP_ADVICE + (" " + line if line else "")
         return line
@@ -96,11 +100,16 @@ class PartResult:
             error = error.__cause__ or error.__context__
         if error is None:
             return None
-        line = None
-        for frame in traceback.extract_tb(error.__traceback__):
-            if os.path.abspath(frame.filename) == os.path.abspath(path):
-                line = frame.lineno
-        return (str(error) or self.entry), line
+        return (str(error) or self.entry), line_in(error, path)
+
+
+def line_in(error, path):
+    """The last line of ``path`` in the traceback of ``error`` (None when it is not there)."""
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if os.path.abspath(frame.filename) == os.path.abspath(path):
+            line = frame.lineno
+    return line
 
 
 @dataclass
@@ -157,6 +166,10 @@ class Verdict:
         if f.where:
             out.append("  " + f.where)
         out += ["  " + line for line in f.message.splitlines()]
+        if f.error is not None and not isinstance(f.error, AssertionError) \
+                and line_in(f.error, self.path):
+            out.append(f"  raised at {os.path.basename(self.path)}, line "
+                       f"{line_in(f.error, self.path)}")
         advice = f.advice()
         if advice:
             out.append("  what it means: " + advice)
