@@ -337,3 +337,13 @@ def test_the_console_script_exits_with_the_verdict(tmp_path):
                            "--examples", "2"], capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     assert "FAILED at gradcheck" in done.stdout and "what it means" in done.stdout
+
+
+def test_the_readme_shows_a_real_verdict(tmp_path):
+    """The failure quoted in the README's "Exercises" section is what check prints."""
+    from pathlib import Path
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    quoted = re.search(r"```\n(layer_norm\.py -- exercise .*?)\n```", readme, re.S).group(1)
+    _, old, new, _, _ = PLANTED["layer_norm"][0]
+    text = get("layer_norm").solution_text().replace(old, new)
+    assert str(check_file(write(tmp_path, "layer_norm", text), EXAMPLES)) == quoted

@@ -211,7 +211,7 @@ def classical_exercises():
                    "Hinton 2002; Hinton, A Practical Guide to Training RBMs (2010), section 3",
             hint="v1 is the visible probabilities (the library's default, sample_visible=False), "
                  "h0 the only sample. Every statistic is a mean over the batch: divide by N.",
-            stub=[Text(CD1_STUB, "numpy")],
+            stub=[Text(CD1_STUB, __name__, uses=("np",))],
             solution=[Lib(solutions.FixedUniforms), Lib(solutions.cd1_update),
                       Quote(rbm.RBM.partial_fit_batch, "what RBM.partial_fit_batch runs"),
                       Quote(rbm.RBM._apply_gradient, "and the update it applies")],
@@ -240,7 +240,7 @@ def classical_exercises():
                    "(\"Формирование сети Кохонена\"); Kohonen 1982",
             hint="copy W first (np.array(W)); with sigma = 0 use h = 1 at the winner and 0 "
                  "elsewhere rather than dividing by 0.",
-            stub=[Text(SOM_STUB, "numpy")],
+            stub=[Text(SOM_STUB, __name__, uses=("np",))],
             solution=[Lib(solutions.som_update),
                       Quote(som.som_online_epoch_reference, "the library's loop it calls"),
                       Quote(som.neighbourhood, "the neighbourhood")],
@@ -267,7 +267,7 @@ def classical_exercises():
                    "Dempster, Laird & Rubin 1977; Bishop, PRML (2006), eq. 9.24-9.27",
             hint="resp.T @ X gives every sum_i g_i(j) X_i at once; the covariance divides by "
                  "N_j, not N_j - 1.",
-            stub=[Text(EM_STUB, "numpy")],
+            stub=[Text(EM_STUB, __name__, uses=("np",))],
             solution=[Lib(solutions.m_step),
                       Quote(GaussianMixture._m_step, "the library's M-step")],
             note="""

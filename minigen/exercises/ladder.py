@@ -496,11 +496,12 @@ def network_exercises():
                    "DCGAN removes); seed 003, slide \"Deep Convolutional GANs\"",
             hint="np.add.at(target, index, values) adds at repeated indices (target[index] += "
                  "values does not). Work on g reshaped to (N, C, oH*oW) and a zero array "
-                 "(N, C, H*W). _gather is the gather on arrays.",
+                 "(N, C, H*W), (H, W) = geom.image. _gather is the gather on arrays.",
             stub=[Lib(conv.MaxPool2d, {"backward": "the scatter of g (a Function call)"}),
                   Lib(conv.MaxPoolScatter, {"forward": "add g onto the argmax pixels of an "
                                                        "(N, C, H, W) array of zeros",
-                                            "backward": "the gather of gg at argmax"}),
+                                            "backward": "the gather of gg at argmax"},
+                      uses=("np",)),
                   Lib(conv.MaxPoolGather, {"backward": "the scatter of g"})],
             solution=[Lib(conv.MaxPool2d), Lib(conv.MaxPoolScatter), Lib(conv.MaxPoolGather)],
             hide=("_max_pool_backward",),

@@ -33,6 +33,7 @@ class Lib:
     """A library class or function, whole (solution) or with bodies cut out (stub)."""
     obj: object
     write: dict = field(default_factory=dict)  # method name (or "") -> what to write there
+    uses: tuple = ()  # names the student will want at hand (imported although unused so far)
 
     @property
     def module(self):

@@ -76,7 +76,7 @@ class Failure:
         elif self.error is not None and not isinstance(self.error, AssertionError):
             line = RAISED
         if self.check == "property sweep":
-            line = SWEEP_ADVICE + (" " + line if line else "")
+            line = SWEEP_ADVICE + (" " + line[0].upper() + line[1:] if line else "")
         return line
 
 
