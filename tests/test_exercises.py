@@ -285,6 +285,9 @@ def test_list_start_check_solution_end_to_end(tmp_path, capsys):
     status, out, _ = run_cli("exercises", "list", "--names", capsys=capsys)
     assert status == 0 and out.split() == names()
 
+    status, out, _ = run_cli("exercises", "show", "rbm_cd1", capsys=capsys)
+    assert status == 0 and "Source: seed 002" in out and "Hint:" in out and "cd1_update" in out
+
     status, out, _ = run_cli("exercises", "start", "tanh", "--dir", str(tmp_path), capsys=capsys)
     path = tmp_path / "tanh.py"
     assert status == 0 and path.exists() and str(path) in out

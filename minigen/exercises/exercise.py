@@ -42,8 +42,8 @@ class Exercise:
     ``writes`` says in a few words what the student writes; ``statement`` gives the formula,
     ``source`` the seed slide or paper it comes from, ``hint`` the way in. ``stub`` and
     ``solution`` are lists of source pieces (``minigen.exercises.source``); ``hide`` are
-    names the stub must not import. ``parts`` are the checks: ``OpPart``s, or a classical
-    check object (``minigen.exercises.classical``) with ``run(module, max_examples, seed)``.
+    names the stub must not import. ``parts`` are the entry points checked: ``OpPart``s (through
+    ``minigen.testing.check_op``), or ``classical.ClassicalPart``s for the NumPy exercises.
     ``note`` is put in the solution's header (how the library's code answers the exercise).
     """
     name: str
