@@ -350,3 +350,28 @@ def test_the_readme_shows_a_real_verdict(tmp_path):
     _, old, new, _, _ = PLANTED["layer_norm"][0]
     text = get("layer_norm").solution_text().replace(old, new)
     assert str(check_file(write(tmp_path, "layer_norm", text), EXAMPLES)) == quoted
+
+
+def test_the_exact_rbm_gradient_is_the_log_likelihood_gradient():
+    """The closed form CD-1 is held to (at W = 0) is d mean log p(v0): finite differences of
+    the log-likelihood, enumerated with the library's free energy and exact ln Z."""
+    import numpy as np
+    from minigen.exercises.classical import exact_rbm_gradient
+    from minigen.models.rbm import RBM
+    rng = np.random.default_rng(3)
+    v0 = (rng.random((5, 3)) < 0.5).astype(np.float64)
+    params = [rng.standard_normal((3, 2)), rng.standard_normal(3), rng.standard_normal(2)]
+
+    def log_likelihood(W, a, b):
+        rbm = RBM(n_hidden=2).initialise(v0)
+        rbm.W, rbm.a, rbm.b = W, a, b
+        return rbm.log_likelihood(v0, rbm.log_partition_exact())
+
+    for k, exact in enumerate(exact_rbm_gradient(v0, *params)):
+        numerical = np.zeros_like(params[k])
+        for i in np.ndindex(params[k].shape):
+            step = [p.copy() for p in params], [p.copy() for p in params]
+            step[0][k][i] += 1e-6
+            step[1][k][i] -= 1e-6
+            numerical[i] = (log_likelihood(*step[0]) - log_likelihood(*step[1])) / 2e-6
+        np.testing.assert_allclose(exact, numerical, rtol=1e-6, atol=1e-8)

@@ -7,7 +7,6 @@ winner alone; a mixture's M-step with hard responsibilities, which is the per-cl
 mean and covariance), then with the library's own code at fixed inputs, then over random
 shapes drawn by hypothesis (the shrunk counterexample is reported).
 """
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,13 +74,11 @@ def exact_rbm_gradient(v0, W, a, b):
     """d mean_n log p(v0_n) / d (W, a, b) of a Bernoulli RBM, E(v, h) = -v a - h b - v W h,
     by enumerating all 2^(n + m) joint states: <v h>_data - <v h>_model, where the data term
     uses P(h | v0) = sigma(b + v0 W) and the model term the exact joint p(v, h)."""
-    n, m = W.shape
-    states = lambda k: np.array(list(itertools.product([0.0, 1.0], repeat=k)))
-    V, H = states(n), states(m)
+    V, H = rbm._all_states(W.shape[0]), rbm._all_states(W.shape[1])
     log_p = (V @ a)[:, None] + (H @ b)[None, :] + V @ W @ H.T      # -E(v, h), all pairs
     p = np.exp(log_p - log_p.max())
     p /= p.sum()
-    ph0 = 1.0 / (1.0 + np.exp(-(v0 @ W + b)))
+    ph0 = rbm._sigmoid64(v0 @ W + b)
     model_vh = V.T @ p @ H
     return (v0.T @ ph0 / len(v0) - model_vh, v0.mean(0) - p.sum(1) @ V, ph0.mean(0) - p.sum(0) @ H)
 
