@@ -157,9 +157,12 @@ def _stability(part, fn, ref):
         with no_grad():
             ours = _outputs(fn(*[Tensor(np.array(a)) for a in [*arrays, *noise]], **kwargs))
             theirs = _outputs(ref(*[Tensor(np.array(a)) for a in [*arrays, *noise]], **kwargs))
-        for k, (a, b) in enumerate(zip(ours, theirs)):
-            _agree("stability", f"output at x = {np.array(arrays[0]).tolist()}",
-                   a.numpy(), b.numpy())
+        for a, b in zip(ours, theirs):
+            diff = _first_difference("output", a.numpy(), b.numpy(), PARITY_RTOL, PARITY_ATOL,
+                                     "yours", "minigen's")
+            if diff:
+                raise AssertionError(f"stability failed at x = {np.array(arrays[0]).tolist()}, "
+                                     f"{_arguments(kw)}:\n    {diff}")
 
 
 def _straight_through(part, fn, ref, rng):
