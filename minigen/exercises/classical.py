@@ -131,7 +131,10 @@ def _em_args(rng, n=6, d=2, k=2):
 @st.composite
 def _em_sweep(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
-    return _em_args(rng, draw(st.integers(2, 7)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = draw(st.integers(1, 3))
+    # N > D + 1 points: every covariance is positive definite (the library's M-step also
+    # factors it, and refuses a singular one)
+    return _em_args(rng, draw(st.integers(d + 2, d + 5)), d, draw(st.integers(1, 3)))
 
 
 def _hard_args(rng):
