@@ -326,6 +326,7 @@ def test_list_start_check_solution_end_to_end(tmp_path, capsys):
     (["check", "notes.py"], "not an exercise file"),
     (["check", "broken.py"], "broken.py, line 2: the file does not run: SyntaxError"),
     (["start", "tanh"], "tanh.py exists"),
+    (["check", "tanh.py", "--examples", "0"], "--examples: must be an integer >= 1"),
 ])
 def test_bad_input_is_one_line_and_status_2(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 
-from ..options import natural, output_folder
+from ..options import count, output_folder
 from ..runs import CLIError, _atomic_write
 
 DONE_FILE = ".minigen-exercises.json"
@@ -40,7 +40,7 @@ def add_arguments(p):
 
     check = sub.add_parser("check", help="check a solution file; exit status 0 when it passes")
     check.add_argument("file", metavar="FILE")
-    check.add_argument("--examples", type=natural, default=20,
+    check.add_argument("--examples", type=count, default=20,
                        help="examples per hypothesis property run (default 20)")
     check.add_argument("--seed", type=int, default=0, help="the checks' seed (default 0)")
     check.set_defaults(handler=check_exercise)
