@@ -1,4 +1,5 @@
-"""The ``minigen`` command: ``minigen train MODEL ...``, ``minigen sample RUN ...``.
+"""The ``minigen`` command: ``minigen train MODEL ...``, ``minigen sample RUN ...``,
+``minigen eval RUN ...``, ``minigen exercises ...``.
 
 Errors a user can cause (unknown dataset, missing data, unwritable folder, a checkpoint of
 another model, an option out of range) print one line and exit with status 2 -- never a
@@ -43,6 +44,11 @@ def build_parser():
     ev = sub.add_parser("eval", help="score samples of trained runs: IS, FID, KID, precision, recall")
     evaluate.add_arguments(ev)
     ev.set_defaults(handler=evaluate.run)
+
+    from .commands import exercises
+    ex = sub.add_parser("exercises", help="gradient-checking exercises: list, start, check, "
+                                          "solution")
+    exercises.add_arguments(ex)
     return apply_policy(parser)
 
 
@@ -92,11 +98,10 @@ def main(argv=None):
         return e.code
     if os.environ.get("MINIGEN_DEBUG"):
         _threads(args)
-        args.handler(args)
-        return 0
+        return args.handler(args) or 0
     try:
         _threads(args)
-        args.handler(args)
+        status = args.handler(args)  # None, or an exit status (exercises check: 1 = failed)
     except KeyboardInterrupt:
         print("minigen: interrupted (the last finished epoch is in the checkpoint; use --resume)",
               file=sys.stderr)
@@ -109,7 +114,7 @@ def main(argv=None):
             print(f"minigen: error: {e}", file=sys.stderr)
             return 2
         raise
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

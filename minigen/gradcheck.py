@@ -48,6 +48,7 @@ For large inputs ``fast_mode=True`` checks one random directional derivative ins
 the whole Jacobian: two forward passes and one backward (Chainer's ``check_backward``).
 """
 import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,10 +138,31 @@ def op_name(f, outs=()):
         (f"; ops {shown})" if len(ops) > 1 else ")")
 
 
+def _parameter_names(f):
+    """The names of a plain function's positional parameters, after those a
+    ``functools.partial`` has already filled: ``('mu', 'logvar')`` for ``kl(mu, logvar)``."""
+    bound = 0
+    while isinstance(f, functools.partial):
+        bound += len(f.args)
+        f = f.func
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):  # a builtin
+        return ()
+    names = []
+    for p in params:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            break  # *args: the rest have no names
+        names.append(p.name)
+    return tuple(names[bound:])
+
+
 def _names(f, inputs, outs, check="gradcheck"):
     cls = _function_class(f)
-    arg_names = input_names(cls) if cls else ()
-    roles = [describe_input(cls, k) if cls else f"input {k}" for k in range(len(inputs))]
+    arg_names = input_names(cls) if cls else _parameter_names(f)
+    roles = [describe_input(cls, k) if cls else
+             f"input {k}" + (f" ({arg_names[k]})" if k < len(arg_names) else "")
+             for k in range(len(inputs))]
     symbols = [arg_names[k] if k < len(arg_names) else f"input{k}" for k in range(len(inputs))]
     outputs = ["output"] if len(outs) == 1 else [f"output{k}" for k in range(len(outs))]
     return _Names(check, 1, op_name(f, outs), roles, symbols, outputs)
@@ -466,11 +488,12 @@ def _second_order(f, inputs, outs, positions, first, grad_outputs, eps, atol, rt
     go_roles = ["grad_output"] if len(outs) == 1 else [f"grad_output{k}" for k in range(len(outs))]
     known = (f"the first derivatives of {first.op} are right, but its backward pass"
              if first_order else f"the backward pass of {first.op}")
+    x = first.symbols[positions[0]]  # the first differentiable input, to explain the naming
     names = _Names(
         "gradgradcheck", 2, first.op, first.inputs + go_roles, first.symbols + go_roles,
         [f"grad_{first.symbols[i]}" for i in positions],
         header=(f"gradgradcheck: {known} is not correctly differentiable (is part of it "
-                f"computed on raw arrays or detached tensors?); grad_x below is the gradient "
-                f"the backward returns for x.\n"))
+                f"computed on raw arrays or detached tensors?); grad_{x} below is the "
+                f"gradient the backward returns for {x}.\n"))
     return _gradcheck(first_grads, inputs + list(grad_outputs), eps, atol, rtol, fast_mode, seed,
                       names)

@@ -348,7 +348,8 @@ def pool_inputs(draw):
 
 
 # ================================================================== check_op
-CHECKS = ("forward", "gradcheck", "gradgradcheck", "layouts", "property sweep", "torch parity")
+CHECKS = ("forward", "reference", "gradcheck", "gradgradcheck", "layouts", "property sweep",
+          "torch parity")
 
 
 @dataclass
@@ -449,7 +450,8 @@ class OpCheckError(AssertionError):
 
 class ParityError(AssertionError):
     """Two computations that must agree do not: minigen and PyTorch (``check`` = "torch
-    parity"), or the op on contiguous and on other memory layouts (``check`` = "layouts")."""
+    parity"), the op on contiguous and on other memory layouts (``check`` = "layouts"), or the
+    op's forward and a reference implementation's (``check`` = "reference")."""
 
     def __init__(self, message, check="torch parity"):
         super().__init__(message)
@@ -513,15 +515,16 @@ def _describe(exc):
 class _Op:
     """The op under test bound to its fixed arguments: builds inputs and runs the checks."""
 
-    def __init__(self, fn, kwargs, atol, rtol, eps, parity_tol, seed):
-        self.fn, self.kwargs = fn, kwargs
+    def __init__(self, fn, kwargs, atol, rtol, eps, parity_tol, seed, reference=None):
+        self.fn, self.kwargs, self.reference = fn, kwargs, reference
         self.atol, self.rtol, self.eps, self.parity_tol, self.seed = atol, rtol, eps, parity_tol, seed
 
-    def bound(self, kw):
+    def bound(self, kw, fn=None):
         # a partial keeps SomeFunction.apply recognisable: messages name the Function
         import functools
         merged = {**self.kwargs, **kw}
-        return functools.partial(self.fn, **merged) if merged else self.fn
+        fn = self.fn if fn is None else fn
+        return functools.partial(fn, **merged) if merged else fn
 
     @staticmethod
     def tensors(arrays, noise_arrays, layout=None):
@@ -606,9 +609,9 @@ def _compare(op_label, roles, ours, theirs, rtol, atol, ours_label, theirs_label
 
 
 def check_op(fn, inputs, *, noise=(), kwargs=None, kind="smooth", noise_kind="normal",
-             sweep=None, torch_fn=None, gradgrad=True, layouts=LAYOUTS, max_examples=20,
-             atol=ATOL, rtol=RTOL, eps=EPS, parity_rtol=1e-9, parity_atol=1e-12, seed=0,
-             raise_exception=True):
+             sweep=None, torch_fn=None, reference=None, gradgrad=True, layouts=LAYOUTS,
+             max_examples=20, atol=ATOL, rtol=RTOL, eps=EPS, parity_rtol=1e-9,
+             parity_atol=1e-12, seed=0, raise_exception=True):
     """Check an op the way minigen checks its own, in one call; return an ``OpCheckReport``.
 
     ``fn(*inputs, *noise, **kwargs)`` returns a Tensor or a tuple of Tensors: usually
@@ -625,7 +628,12 @@ def check_op(fn, inputs, *, noise=(), kwargs=None, kind="smooth", noise_kind="no
     The checks, in order; the first failure stops them:
 
     1. "forward": ``fn`` runs and returns float64 Tensors;
-    2. "gradcheck" at the fixed inputs (``atol``, ``rtol``, ``eps``: the project's);
+    1b. "reference" (when ``reference`` is given: a trusted implementation called like
+       ``fn``): the same output values, to ``parity_rtol`` / ``parity_atol``, at the fixed
+       inputs and on every example of the sweep. Finite differences only say that a backward
+       fits its forward; this says the forward computes the right function (a wrong formula
+       with a matching backward passes gradcheck). Gradients are not compared: once the
+       values agree, gradcheck decides whether the backward is right, entry by entry;
     3. "gradgradcheck" there (second derivatives; ``gradgrad=False`` skips it for an op
        whose backward is not meant to be differentiable);
     4. "layouts": the same outputs and gradients when the inputs are stored in each of
@@ -644,16 +652,17 @@ def check_op(fn, inputs, *, noise=(), kwargs=None, kind="smooth", noise_kind="no
     """
     with np.errstate(all="ignore"):  # a wrong op may divide by zero: the report says where
         return _check_op(fn, inputs, noise, dict(kwargs or {}), kind, noise_kind, sweep,
-                         torch_fn, gradgrad, layouts, max_examples, atol, rtol, eps,
+                         torch_fn, reference, gradgrad, layouts, max_examples, atol, rtol, eps,
                          parity_rtol, parity_atol, seed, raise_exception)
 
 
-def _check_op(fn, inputs, noise, kwargs, kind, noise_kind, sweep, torch_fn, gradgrad, layouts,
-              max_examples, atol, rtol, eps, parity_rtol, parity_atol, seed, raise_exception):
+def _check_op(fn, inputs, noise, kwargs, kind, noise_kind, sweep, torch_fn, reference, gradgrad,
+              layouts, max_examples, atol, rtol, eps, parity_rtol, parity_atol, seed,
+              raise_exception):
     rng = np.random.default_rng(seed)
     arrays = _arrays(inputs, lambda shape: _fixed_values(shape, kind, rng))
     noise_arrays = _arrays(noise, lambda shape: NOISE[noise_kind](rng, shape))
-    op = _Op(fn, kwargs, atol, rtol, eps, (parity_rtol, parity_atol), seed)
+    op = _Op(fn, kwargs, atol, rtol, eps, (parity_rtol, parity_atol), seed, reference)
     report = OpCheckReport(op=op_name(fn))
     fixed = dict(shapes=[a.shape for a in arrays], layouts=["contiguous"] * len(arrays),
                  kwargs=kwargs, noise_shapes=[n.shape for n in noise_arrays])
@@ -676,6 +685,8 @@ def _check_op(fn, inputs, noise, kwargs, kind, noise_kind, sweep, torch_fn, grad
         report.op = op_name(fn, outs)
 
     stage("forward", forward)
+    if reference is not None:
+        stage("reference", lambda: _check_reference(op, report.op, arrays, noise_arrays, {}))
     stage("gradcheck", lambda: op.gradcheck(arrays, noise_arrays, {}))
     if gradgrad:
         stage("gradgradcheck", lambda: op.gradgradcheck(arrays, noise_arrays, {}))
@@ -721,6 +732,18 @@ def _check_layouts(op, label, arrays, noise_arrays, layouts):
                                         f"assume C-contiguous memory?)", check="layouts")
 
 
+def _check_reference(op, label, arrays, noise_arrays, kw):
+    """The op's output values must be the reference's. Not under ``no_grad``: an op may take
+    gradients inside its forward (a gradient penalty)."""
+    ours = _outputs(op.bound(kw)(*op.tensors(arrays, noise_arrays)))
+    theirs = _outputs(op.bound(kw, op.reference)(*op.tensors(arrays, noise_arrays)))
+    problem = _compare(label, [], ([o.numpy() for o in ours], []),
+                       ([o.numpy() for o in theirs], []), *op.parity_tol, "the op",
+                       "the reference", "reference")
+    if problem:
+        raise ParityError(problem, check="reference")
+
+
 def _parity(op, label, torch, torch_fn, arrays, noise_arrays, kw):
     ours_out, ours_grads, gos = op.results(arrays, noise_arrays, kw)
     theirs = op.torch_results(torch, torch_fn, arrays, noise_arrays, kw, gos)
@@ -731,44 +754,80 @@ def _parity(op, label, torch, torch_fn, arrays, noise_arrays, kw):
         raise ParityError(problem)
 
 
+@dataclass
+class PropertyRun:
+    """What ``run_property`` saw: ``count`` examples run; on failure ``error`` (what the body
+    raised), ``example`` (hypothesis's shrunk counterexample: the last one it ran) and
+    ``failed_at`` (the number of the example that failed first, before shrinking). A failure
+    with ``example`` None means drawing an example raised, not the body."""
+    count: int = 0
+    error: BaseException = None
+    example: object = None
+    failed_at: int = None
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+def run_property(body, strategy, max_examples=20, seed=0):
+    """``body(example)`` on ``max_examples`` examples drawn by ``strategy``, seeded; returns a
+    ``PropertyRun``. The first exception is a failure: hypothesis shrinks the example to a
+    small one that still fails, and runs it last, so ``example`` is that one. The property
+    runs of ``check_op`` and of the exercise checker are this function."""
+    run = PropertyRun()
+    last = {"example": None}
+
+    def test_body(example):
+        last["example"], run.count = example, run.count + 1
+        try:
+            body(example)
+        except Exception:
+            run.failed_at = run.failed_at or run.count
+            raise
+
+    test = settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
+                    verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
+                    report_multiple_bugs=False, print_blob=False)(given(strategy)(test_body))
+    try:
+        hypothesis_seed(seed)(test)()
+    except Exception as e:
+        run.error = e
+        run.example = last["example"] if run.failed_at is not None else None
+    return run
+
+
 def _sweep(report, op, strategy, gradgrad, max_examples, seed, torch=None,
            name="property sweep"):
     """Run the checks on examples drawn by ``strategy``; record the shrunk failure."""
     if report.failure is not None:
         return
-    last = {"example": None, "count": 0, "failed_at": None}
 
-    def run(example):
+    def body(example):
         arrays, kw, noise_arrays = _unpack(example)
-        last["example"], last["count"] = (arrays, kw, noise_arrays), last["count"] + 1
-        try:
-            if torch is not None:
-                _parity(op, report.op, *torch, arrays, noise_arrays, kw)
-                return
-            op.gradcheck(arrays, noise_arrays, kw)
-            if gradgrad:
-                op.gradgradcheck(arrays, noise_arrays, kw)
-        except Exception:
-            last["failed_at"] = last["failed_at"] or last["count"]
-            raise
-
-    test = settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-                    verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
-                    report_multiple_bugs=False, print_blob=False)(given(strategy)(run))
-    try:
-        hypothesis_seed(seed)(test)()
-    except Exception as e:
-        if last["failed_at"] is None:  # the strategy itself failed, not the op
-            report.failure = CheckFailure(name, f"{name}: drawing an example raised "
-                                                f"{_describe(e)}", e)
+        if torch is not None:
+            _parity(op, report.op, *torch, arrays, noise_arrays, kw)
             return
-        arrays, kw, noise_arrays = last["example"]
-        message = str(e) if isinstance(e, (GradcheckError, ParityError)) else \
-            f"{name}: {report.op} raised {_describe(e)}"
-        report.failure = CheckFailure(
-            name, message, e, shapes=[a.shape for a in arrays],
-            layouts=[layout_of(a) for a in arrays], kwargs={**op.kwargs, **kw},
-            noise_shapes=[np.shape(n) for n in noise_arrays], examples=last["failed_at"])
+        if op.reference is not None:
+            _check_reference(op, report.op, arrays, noise_arrays, kw)
+        op.gradcheck(arrays, noise_arrays, kw)
+        if gradgrad:
+            op.gradgradcheck(arrays, noise_arrays, kw)
+
+    run = run_property(body, strategy, max_examples, seed)
+    if run.ok:
+        report.passed.append(f"{name} ({run.count} examples)" if name == "property sweep"
+                             else name)
         return
-    report.passed.append(f"{name} ({last['count']} examples)" if name == "property sweep"
-                         else name)
+    e = run.error
+    if run.example is None:  # the strategy itself failed, not the op
+        report.failure = CheckFailure(name, f"{name}: drawing an example raised "
+                                            f"{_describe(e)}", e)
+        return
+    arrays, kw, noise_arrays = _unpack(run.example)
+    message = str(e) if isinstance(e, (GradcheckError, ParityError)) else \
+        f"{name}: {report.op} raised {_describe(e)}"
+    report.failure = CheckFailure(
+        name, message, e, shapes=[a.shape for a in arrays],
+        layouts=[layout_of(a) for a in arrays], kwargs={**op.kwargs, **kw},
+        noise_shapes=[np.shape(n) for n in noise_arrays], examples=run.failed_at)

@@ -223,7 +223,7 @@ def test_message_counts_non_zero_entries_and_names_the_entry():
 
 def test_a_composed_function_is_named_by_its_ops():
     with pytest.raises(mg.GradcheckError, match=r"failed for loss \(last op Sum; ops "
-                                                r"SoftsignNoSquare, Mul, Sum\) at input 0,"):
+                                                r"SoftsignNoSquare, Mul, Sum\) at input 0 \(x\),"):
         def loss(x):
             return (SoftsignNoSquare.apply(x) * 3).sum()
         mg.gradcheck(loss, [f64(3)])

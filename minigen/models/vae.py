@@ -59,24 +59,33 @@ def reparameterize(mu, logvar, eps=None):
 
 
 class Reparameterize(Function):
-    """``reparameterize`` in one CUDA pass each way (kernels/elementwise.cu), for CuPy arrays;
-    the composition above is its reference. dz/dmu = 1, dz/dlogvar = sigma eps / 2,
-    dz/deps = sigma."""
+    """``reparameterize`` as one op: one CUDA pass each way (kernels/elementwise.cu) for CuPy
+    arrays, where ``reparameterize`` uses it; NumPy otherwise (the gradient-checking exercise
+    ``reparameterize`` is this class). The composition above is its reference.
+
+        z = mu + sigma eps:   dz/dmu = 1,   dz/dlogvar = sigma eps / 2,   dz/deps = sigma
+    """
 
     def forward(self, mu, logvar, eps):
-        z, self.sigma = cuda_for(mu).reparameterize(mu, logvar, eps)
-        return z
+        cuda = cuda_for(mu)
+        if cuda is not None:
+            z, self.sigma = cuda.reparameterize(mu, logvar, eps)
+            return z
+        self.sigma = get_array_module(mu).exp(0.5 * logvar)
+        return mu + self.sigma * eps
 
     def backward(self, g):
         mu, logvar, eps = self.inputs
         need = self.needs_input_grad
+        cuda = cuda_for(g.data)
         if is_grad_enabled():  # create_graph: sigma as a function of logvar, differentiably
             sigma = (0.5 * logvar).exp()
-            g_logvar = g * eps * sigma * 0.5
         else:
             sigma = Tensor(self.sigma)
-            g_logvar = Tensor(cuda_for(g.data).reparameterize_backward(g.data, eps.data,
-                                                                       self.sigma))
+        if cuda is not None and not is_grad_enabled():
+            g_logvar = Tensor(cuda.reparameterize_backward(g.data, eps.data, self.sigma))
+        else:
+            g_logvar = g * eps * sigma * 0.5
         return (g if need[0] else None, g_logvar if need[1] else None,
                 g * sigma if need[2] else None)
 
