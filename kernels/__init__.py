@@ -46,3 +46,13 @@ def cuda_for(array):
         from . import cuda
         return cuda
     return None
+
+
+def hot_loops(array):
+    """The kernel module for ``array``: ``kernels.cpu`` (Numba) for NumPy arrays,
+    ``kernels.cuda`` for CuPy arrays (or emulated, MINIGEN_KERNELS=emulate), None for the
+    NumPy references (MINIGEN_KERNELS=reference). Both modules offer the same functions."""
+    if use_numba(array):
+        from . import cpu
+        return cpu
+    return cuda_for(array)

@@ -1,8 +1,11 @@
-"""Numba CPU kernels for convolution and pooling.
+"""Numba CPU kernels for convolution, pooling and batch normalisation.
 
 Each function here does exactly what its plain NumPy reference in
 ``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
-temporaries: one pass over memory, parallel over the ``N * C`` image planes.
+temporaries: one pass over memory, parallel over the ``N * C`` image planes. The batch-norm
+kernels (at the end) mirror ``kernels/norm.cu`` and its references in
+``minigen/nn/functional.py``; their sums run in float64, so they agree with the float32
+references to rounding, not bit for bit (the elementwise parts are bit-equal).
 
 Why the planes: ``col2im`` and the max-pool backward *accumulate* into an image, and two
 threads adding into one pixel at once would race. Every pixel belongs to exactly one
@@ -166,3 +169,128 @@ def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding
     gx = _run(_max_pool_backward, g.size + _size(N, C, *image_size), _c(g), _c(argmax),
               *image_size)
     return gx.reshape(N, C, *image_size)
+
+
+# ---------------------------------------------------------------- batch normalisation
+# Layout (N, C, L) as in kernels/norm.cu: channel c holds the N * L values x[:, c, :]. Every
+# channel is one thread's work (prange over C), so each per-channel sum is taken by one thread
+# in one fixed order -- the same bits for any number of threads.
+#
+# The sums run in float64. ``fastmath={"reassoc"}`` lets LLVM split a sum into vector lanes
+# (without it every addition waits for the previous one); the order is then fixed by the
+# machine's vector width, still the same on every run. Only the sums carry it: the
+# elementwise kernels do the references' float roundings in their order.
+_SUMS = dict(_JIT, fastmath={"reassoc"})
+
+
+@numba.njit(**_SUMS)
+def _channel_moments(x):
+    N, C, L = x.shape
+    mean = np.empty(C, dtype=np.float64)
+    var = np.empty(C, dtype=np.float64)
+    for c in numba.prange(C):
+        total = 0.0
+        for n in range(N):
+            for k in range(L):
+                total += np.float64(x[n, c, k])
+        m = total / (N * L)
+        # two-pass, as _moments: E[x^2] - mean^2 cancels catastrophically when |mean| >> std
+        squares = 0.0
+        for n in range(N):
+            for k in range(L):
+                d = np.float64(x[n, c, k]) - m
+                squares += d * d
+        mean[c] = m
+        var[c] = squares / (N * L)
+    return mean, var
+
+
+@numba.njit(**_JIT)
+def _batch_norm_normalize(x, mean, inv_std, weight, bias, affine):
+    N, C, L = x.shape
+    xhat = np.empty_like(x)
+    y = np.empty_like(x) if affine else xhat
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        m, s, w, b = mean[c], inv_std[c], weight[c], bias[c]
+        for k in range(L):
+            h = (x[n, c, k] - m) * s        # Normalize.forward: xhat = x - mean; xhat *= inv_std
+            xhat[n, c, k] = h
+            if affine:
+                y[n, c, k] = h * w + b      # y = xhat * weight; y += bias
+    return xhat, y
+
+
+@numba.njit(**_SUMS)
+def _batch_norm_grad_sums(g, xhat):
+    N, C, L = g.shape
+    sum_g = np.empty(C, dtype=np.float64)
+    sum_gx = np.empty(C, dtype=np.float64)
+    for c in numba.prange(C):
+        a, b = 0.0, 0.0
+        for n in range(N):
+            for k in range(L):
+                gk = np.float64(g[n, c, k])
+                a += gk
+                b += gk * np.float64(xhat[n, c, k])
+        sum_g[c], sum_gx[c] = a, b
+    return sum_g, sum_gx
+
+
+@numba.njit(**_JIT)
+def _batch_norm_backward_input(g, xhat, inv_std, weight, mean_gh, mean_ghx, affine):
+    N, C, L = g.shape
+    gx = np.empty_like(g)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        s, w, mg, mgx = inv_std[c], weight[c], mean_gh[c], mean_ghx[c]
+        for k in range(L):
+            gh = g[n, c, k] * w if affine else g[n, c, k]
+            gx[n, c, k] = s * (gh - mg - xhat[n, c, k] * mgx)
+    return gx
+
+
+def _channels(x):
+    """x (N, C, ...) as a contiguous (N, C, L) array."""
+    return _c(x).reshape(x.shape[0], x.shape[1], -1)
+
+
+def _per_channel(a, C, dtype):
+    return np.ones(C, dtype) if a is None else _c(a).reshape(C).astype(dtype, copy=False)
+
+
+def batch_norm_stats(x):
+    """Per-channel mean and biased variance of x (N, C, ...) over every dim but 1, two-pass
+    in float64, returned in x's dtype, shape (C,) -- ``_moments`` of ``nn/functional.py``."""
+    mean, var = _run(_channel_moments, x.size, _channels(x))
+    return mean.astype(x.dtype), var.astype(x.dtype)
+
+
+def batch_norm_normalize(x, mean, inv_std, weight=None, bias=None):
+    """xhat = (x - mean) * inv_std and y = xhat * weight + bias (None without weight), as
+    ``Normalize.forward``; mean, inv_std, weight, bias hold one number per channel."""
+    C = x.shape[1]
+    affine = weight is not None
+    xhat, y = _run(_batch_norm_normalize, x.size, _channels(x), _per_channel(mean, C, x.dtype),
+                   _per_channel(inv_std, C, x.dtype), _per_channel(weight, C, x.dtype),
+                   np.zeros(C, x.dtype) if bias is None else _per_channel(bias, C, x.dtype),
+                   affine)
+    return xhat.reshape(x.shape), (y.reshape(x.shape) if affine else None)
+
+
+def batch_norm_backward(g, xhat, inv_std, weight=None):
+    """(dx, dweight, dbias) of batch norm in training mode, as ``Normalize.backward``
+    (dweight and dbias have shape (C,); both None without weight)."""
+    C = g.shape[1]
+    count = g.size // C
+    g3, xhat3 = _channels(g), _channels(xhat)
+    sum_g, sum_gx = _run(_batch_norm_grad_sums, g.size, g3, xhat3)
+    w = 1.0 if weight is None else _per_channel(weight, C, np.float64)
+    # the means of gh = g * weight and of gh * xhat, as kernels/cuda.py's batch_norm_backward
+    mean_gh, mean_ghx = ((w * s / count).astype(g.dtype) for s in (sum_g, sum_gx))
+    gx = _run(_batch_norm_backward_input, g.size, g3, xhat3, _per_channel(inv_std, C, g.dtype),
+              _per_channel(weight, C, g.dtype), mean_gh, mean_ghx, weight is not None)
+    gx = gx.reshape(g.shape)
+    if weight is None:
+        return gx, None, None
+    return gx, sum_gx.astype(g.dtype), sum_g.astype(g.dtype)

@@ -268,7 +268,7 @@ def test_all_minus_inf_window_picks_its_first_real_pixel():
 def test_kernel_selection_follows_minigen_kernels(monkeypatch):
     """Numba by default; MINIGEN_KERNELS=reference gives the same numbers without it."""
     monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
-    assert C._hot_loops(np.zeros(1)) is cpu
+    assert C.hot_loops(np.zeros(1)) is cpu
     x = mg.tensor(normal((2, 3, 6, 5)), dtype="float64", requires_grad=True)
     w = mg.tensor(normal((4, 3, 3, 2), 1), dtype="float64", requires_grad=True)
 
@@ -280,7 +280,7 @@ def test_kernel_selection_follows_minigen_kernels(monkeypatch):
 
     fast = everything()
     monkeypatch.setenv("MINIGEN_KERNELS", "reference")
-    assert C._hot_loops(np.zeros(1)) is None
+    assert C.hot_loops(np.zeros(1)) is None
     monkeypatch.setattr(cpu, "_im2col", None)  # would fail if the kernels were still used
     for a, b in zip(fast, everything()):
         np.testing.assert_array_equal(a, b)
@@ -350,7 +350,7 @@ def test_conv_ops_on_the_cuda_path_equal_cpu(backend):
         return [y.numpy()] + [t_.grad.numpy() for t_ in ts]
 
     with running(backend):
-        assert C._hot_loops(on(backend, np.zeros(1))) is cuda
+        assert C.hot_loops(on(backend, np.zeros(1))) is cuda
         fast = everything(device(backend))
     tol = 0 if backend == "emulated" else 1e-12
     for a, b in zip(fast, everything("cpu")):

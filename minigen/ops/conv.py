@@ -71,6 +71,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels import hot_loops
 from ..tensor import Tensor
 from .shape import reshape
 
@@ -212,36 +213,28 @@ def _gather(x, argmax):
 
 
 # ------------------------------------------------------------------ kernel selection
-def _hot_loops(array):
-    """Where the hot loops run: Numba kernels for NumPy arrays, CUDA kernels for CuPy arrays
-    (or emulated, MINIGEN_KERNELS=emulate), None for the NumPy references (=reference)."""
-    from ..kernels import cuda_for, use_numba
-    if use_numba(array):
-        from ..kernels import cpu
-        return cpu
-    return cuda_for(array)
 
 
 def im2col(x, geom):
-    k = _hot_loops(x)
+    k = hot_loops(x)
     args = (geom.kernel, geom.stride, geom.padding, geom.dilation, geom.out)
     return k.im2col(x, *args) if k else im2col_reference(x, *args)
 
 
 def col2im(cols, geom):
-    k = _hot_loops(cols)
+    k = hot_loops(cols)
     args = (geom.image, geom.kernel, geom.stride, geom.padding, geom.dilation)
     return k.col2im(cols, *args) if k else col2im_reference(cols, *args)
 
 
 def _max_pool_forward(x, geom):
-    k = _hot_loops(x)
+    k = hot_loops(x)
     args = (geom.kernel, geom.stride, geom.padding, geom.out)
     return k.max_pool2d_forward(x, *args) if k else max_pool2d_forward_reference(x, *args)
 
 
 def _max_pool_backward(g, argmax, geom):
-    k = _hot_loops(g)
+    k = hot_loops(g)
     args = (argmax, geom.image, geom.kernel, geom.stride, geom.padding)
     return k.max_pool2d_backward(g, *args) if k else max_pool2d_backward_reference(g, *args)
 

@@ -1,0 +1,131 @@
+"""The fused Numba kernels of kernels/cpu.py outside convolution (batch norm, ...) against
+their plain NumPy references, and the library's wiring of them (gradients, planted bugs).
+
+The conv and pooling kernels are checked in test_conv.py, beside their CUDA twins.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigen as mg
+import minigen.nn.functional as F
+from minigen.kernels import cpu
+from minigen.nn.functional import Normalize, _moments
+
+both_dtypes = pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)],
+                                      ids=["f32", "f64"])
+# (N, C, *spatial) with up to two spatial dims, big enough now and then to use both threads
+BN_SHAPES = st.tuples(st.integers(1, 5), st.integers(1, 4),
+                      st.lists(st.integers(1, 6), max_size=2)).map(lambda s: s[:2] + tuple(s[2]))
+# the kernels sum in float64 and the references in the input's dtype (NumPy, pairwise): the
+# two agree to the reference's own rounding -- a few ulp of float32, ~1e-13 in float64
+CLOSE = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6),
+         np.dtype(np.float64): dict(rtol=1e-12, atol=1e-13)}
+
+
+def batch_norm_data(shape, dtype, seed, affine):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    stat = (1, shape[1]) + (1,) * (len(shape) - 2)
+    w, b = (rng.standard_normal(stat).astype(dtype) for _ in range(2)) if affine else (None, None)
+    return x, g, w, b, stat
+
+
+@both_dtypes
+@given(shape=BN_SHAPES, affine=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_batch_norm_kernels_equal_their_references(dtype, shape, affine, seed):
+    x, g, w, b, stat = batch_norm_data(shape, dtype, seed, affine)
+    axes = (0,) + tuple(range(2, len(shape)))
+    # statistics: _moments to rounding (float64 sums against the reference's own dtype)
+    mean, var = cpu.batch_norm_stats(x)
+    assert mean.dtype == var.dtype == dtype and mean.shape == (shape[1],)
+    m_ref, v_ref = _moments(x, axes)
+    np.testing.assert_allclose(mean, m_ref.reshape(-1), **CLOSE[dtype])
+    np.testing.assert_allclose(var, v_ref.reshape(-1), **CLOSE[dtype])
+    # exactly: two-pass sums in float64
+    x64 = x.astype(np.float64)
+    m64 = x64.mean(axis=axes)
+    np.testing.assert_allclose(mean, m64.astype(dtype), rtol=4 * np.finfo(dtype).eps, atol=0)
+    # normalisation: Normalize.forward given the same statistics, bit for bit
+    ref = Normalize()
+    y_ref = ref.forward(x, w, b, axes=axes, eps=1e-5, mean=mean.reshape(stat),
+                        var=var.reshape(stat))
+    xhat, y = cpu.batch_norm_normalize(x, mean, ref.inv_std, w, b)
+    np.testing.assert_array_equal(xhat, ref.xhat)
+    np.testing.assert_array_equal(y if affine else xhat, y_ref)
+    assert (y is None) == (not affine)
+    # backward: Normalize.backward's formula (its means in the input's dtype) to rounding
+    gx, gw, gb = cpu.batch_norm_backward(g, xhat, ref.inv_std, w)
+    gh = g if w is None else g * w
+    gx_ref = ref.inv_std * (gh - gh.mean(axis=axes, keepdims=True)
+                            - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+    scale = np.abs(gx_ref).max() + 1
+    np.testing.assert_allclose(gx / scale, gx_ref / scale, **CLOSE[dtype])
+    assert gx.dtype == dtype and gx.shape == shape
+    if affine:
+        np.testing.assert_allclose(gw, (g * xhat).sum(axis=axes), **CLOSE[dtype])
+        np.testing.assert_allclose(gb, g.sum(axis=axes), **CLOSE[dtype])
+    else:
+        assert gw is None and gb is None
+
+
+def test_batch_norm_statistics_survive_a_large_mean():
+    """Two passes: the variance of 1e4 + N(0, 1) is ~1, where E[x^2] - mean^2 in float32
+    would be dominated by rounding."""
+    x = (1e4 + np.random.default_rng(0).standard_normal((64, 3, 5, 5))).astype(np.float32)
+    _, var = cpu.batch_norm_stats(x)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def bn_layer_inputs(seed=0, shape=(4, 3, 2, 2)):
+    rng = np.random.default_rng(seed)
+    x = mg.tensor(rng.standard_normal(shape) * 2 + 1, requires_grad=True)
+    w = mg.tensor(rng.standard_normal(shape[1]) + 1, requires_grad=True)
+    b = mg.tensor(rng.standard_normal(shape[1]), requires_grad=True)
+    return x, w, b
+
+
+def train_bn(x, w, b):
+    return F.batch_norm(x, None, None, w, b, training=True)
+
+
+def test_batch_norm_layer_runs_the_kernels_and_passes_gradcheck(monkeypatch):
+    calls = []
+    for name in ("batch_norm_stats", "batch_norm_normalize", "batch_norm_backward"):
+        real = getattr(cpu, name)
+        monkeypatch.setattr(cpu, name, lambda *a, _real=real, _name=name, **k:
+                            calls.append(_name) or _real(*a, **k))
+    inputs = bn_layer_inputs()
+    assert mg.gradcheck(train_bn, inputs)
+    assert {"batch_norm_stats", "batch_norm_normalize", "batch_norm_backward"} <= set(calls)
+    # second derivatives are taken through the array formulas (create_graph), not the kernels
+    assert mg.gradgradcheck(train_bn, inputs)
+
+
+def test_gradcheck_catches_a_planted_bug_in_the_fused_backward(monkeypatch):
+    real = cpu.batch_norm_backward
+
+    def off_by_a_little(g, xhat, inv_std, weight=None):
+        gx, gw, gb = real(g, xhat, inv_std, weight)
+        return gx * 1.01, gw, gb
+    monkeypatch.setattr(cpu, "batch_norm_backward", off_by_a_little)
+    assert not mg.gradcheck(train_bn, bn_layer_inputs(), raise_exception=False)
+
+
+def test_batch_norm_kernels_match_the_reference_path(monkeypatch):
+    """The whole layer, forward, backward and running statistics: the same numbers (to the
+    statistics' rounding) with the kernels as with MINIGEN_KERNELS=reference."""
+    def run():
+        x, w, b = bn_layer_inputs(1, (6, 4, 3, 3))
+        rm, rv = mg.zeros(4, dtype="float64"), mg.ones(4, dtype="float64")
+        y = F.batch_norm(x, rm, rv, w, b, training=True)
+        y.backward(mg.tensor(np.random.default_rng(2).standard_normal(y.shape)))
+        return [a.numpy() for a in (y, x.grad, w.grad, b.grad, rm, rv)]
+    monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
+    fast = run()
+    monkeypatch.setenv("MINIGEN_KERNELS", "reference")
+    monkeypatch.setattr(cpu, "_channel_moments", None)  # would fail if still used
+    for a, b in zip(fast, run()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
