@@ -355,3 +355,19 @@ def test_conv_ops_on_the_cuda_path_equal_cpu(backend):
     tol = 0 if backend == "emulated" else 1e-12
     for a, b in zip(fast, everything("cpu")):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4))
+def test_one_window_geometry_is_a_transpose_equal_to_the_reference(n, c, kh, kw):
+    """kernel = image, no padding: im2col is a view and col2im a transposing copy, with the
+    references' numbers; a geometry that only looks alike (padding) takes the kernels."""
+    geom = C.Geometry((kh, kw), (1, 1), (0, 0), (1, 1), (kh, kw), (1, 1))
+    assert C._one_window(geom) and not C._one_window(geom._replace(padding=(1, 0)))
+    x = normal((n, c, kh, kw))
+    cols = C.im2col(x, geom)
+    assert np.shares_memory(cols, x)
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
+    cols = normal(cols.shape, 1)
+    np.testing.assert_array_equal(C.col2im(cols, geom),
+                                  C.col2im_reference(cols, geom.image, *args))
