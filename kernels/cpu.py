@@ -2,15 +2,15 @@
 
 Each function here does exactly what its plain NumPy reference in
 ``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
-temporaries: one pass over memory, parallel over the ``N * C`` image planes. The batch-norm
+temporaries: one pass over memory, parallel over independent pieces. The batch-norm
 kernels (at the end) mirror ``kernels/norm.cu`` and its references in
 ``minigen/nn/functional.py``; their sums run in float64, so they agree with the float32
 references to rounding, not bit for bit (the elementwise parts are bit-equal).
 
-Why the planes: ``col2im`` and the max-pool backward *accumulate* into an image, and two
+Which pieces: ``col2im`` and the max-pool backward *accumulate* into an image, and two
 threads adding into one pixel at once would race. Every pixel belongs to exactly one
-(sample, channel) plane, so giving each thread whole planes makes the sums race-free and
-keeps each pixel's additions in the reference's order (so the results are bit-equal).
+(sample, channel) plane, so giving each thread whole planes makes the sums race-free and keeps each pixel's additions in the reference's order
+(so the results are bit-equal). ``im2col`` only copies, a plane at a time.
 
 Layouts (shared with the reference and the CUDA kernels):
 
@@ -52,25 +52,33 @@ def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
     return cols
 
 
+# col2im's unit of work: one channel of this many samples
+COL2IM_SAMPLES = 16
+
+
 @numba.njit(**_JIT)
 def _col2im(cols, H, W, sH, sW, pH, pW, dH, dW):
     C, kH, kW, N, oH, oW = cols.shape
-    x = np.empty((N, C, H, W), dtype=cols.dtype)
-    for plane in numba.prange(N * C):
-        n, c = plane // C, plane % C
-        for h in range(H):  # (zeroing here rather than np.zeros: one parallel loop, not two)
-            for w in range(W):
-                x[n, c, h, w] = 0
+    x = np.zeros((N, C, H, W), dtype=cols.dtype)
+    blocks = (N + COL2IM_SAMPLES - 1) // COL2IM_SAMPLES
+    # one channel of COL2IM_SAMPLES samples per step: it reads runs of COL2IM_SAMPLES*oH*oW
+    # values from each row (c, i, j) of the (C*kH*kW, N*oH*oW) matrix (one plane at a time
+    # read runs of oH*oW, and took up to twice as long)
+    for piece in numba.prange(C * blocks):
+        c, n0 = piece // blocks, piece % blocks * COL2IM_SAMPLES
+        n1 = min(N, n0 + COL2IM_SAMPLES)
         # kernel taps outermost: every pixel receives its terms in (i, j) order, as in the
         # reference's loop, so the float sums agree bit for bit
         for i in range(kH):
             for j in range(kW):
-                for oh in range(oH):
-                    h = oh * sH + i * dH - pH
-                    for ow in range(oW):
-                        w = ow * sW + j * dW - pW
-                        if 0 <= h < H and 0 <= w < W:  # entries over the padding are dropped
-                            x[n, c, h, w] += cols[c, i, j, n, oh, ow]
+                for n in range(n0, n1):
+                    for oh in range(oH):
+                        h = oh * sH + i * dH - pH
+                        if 0 <= h < H:
+                            for ow in range(oW):
+                                w = ow * sW + j * dW - pW
+                                if 0 <= w < W:  # entries over the padding are dropped
+                                    x[n, c, h, w] += cols[c, i, j, n, oh, ow]
     return x
 
 
