@@ -1,4 +1,5 @@
-"""Numba CPU kernels for convolution, pooling and batch normalisation.
+"""Numba CPU kernels for convolution, pooling, batch normalisation, the (leaky) ReLU and the
+Adam update.
 
 Each function here does exactly what its plain NumPy reference in
 ``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
@@ -142,6 +143,17 @@ def _leaky_relu_backward(g, x, slope):
     for k in numba.prange(g.size):
         gx[k] = g[k] if x[k] > 0 else g[k] * slope  # g * 1 is g: the reference's bits
     return gx
+
+
+@numba.njit(**_JIT)
+def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, step):
+    # Adam._update's eleven array passes as one, each rounding in the same order (the scalars
+    # arrive in x's dtype, as NumPy casts Python floats), so the result is bit-equal
+    for k in numba.prange(x.size):
+        gk = g[k]
+        m[k] += (gk - m[k]) * one_minus_beta1
+        v[k] = v[k] * beta2 + gk * one_minus_beta2 * gk
+        x[k] -= m[k] / (np.sqrt(v[k]) / bc2_sqrt + eps) * step
 
 
 # ---------------------------------------------------------------- the interface used by ops/conv.py
@@ -338,3 +350,12 @@ def leaky_relu_backward(g, x, slope):
     """g * (1 for x > 0, slope otherwise) (``LeakyReLUBackward``; slope 0: ReLU's), in one pass."""
     return _run(_leaky_relu_backward, g.size, _flat(g), _flat(x, g.dtype),
                 g.dtype.type(slope)).reshape(g.shape)
+
+
+def adam_update(x, g, m, v, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt, lr):
+    """One Adam step in place on x, m, v (contiguous arrays of one dtype; g of any layout):
+    ``Adam._update`` without amsgrad, in one pass."""
+    t = x.dtype.type
+    _run(_adam_update, x.size, x.reshape(-1), _flat(g, x.dtype), m.reshape(-1), v.reshape(-1),
+         t(1 - beta1), t(beta2), t(1 - beta2), t(bias_correction2_sqrt), t(eps),
+         t(lr / bias_correction1))

@@ -151,3 +151,41 @@ def test_relu_gradients_of_gradients_through_the_kernels():
     x = mg.tensor(rng.standard_normal((5, 7)), requires_grad=True)
     for f in (lambda t: (t.relu() * t).sum(dim=1), lambda t: F.leaky_relu(t, 0.2) ** 2):
         assert mg.gradcheck(f, [x]) and mg.gradgradcheck(f, [x])
+
+
+# ------------------------------------------------------------------ Adam
+def train_adam(mode, dtype=np.float32, opt="Adam", **kwargs):
+    """Parameters and moments after 4 steps on random gradients, with MINIGEN_KERNELS=mode."""
+    rng = np.random.default_rng(0)
+    with kernels_mode(mode):
+        ps = [mg.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True)
+              for s in ((5, 3), (7,), (300, 300))]
+        o = getattr(mg.optim, opt)(ps, lr=1e-2, **kwargs)
+        for _ in range(4):
+            for p in ps:  # a transposed (non-contiguous) gradient too
+                p.grad = mg.tensor(rng.standard_normal(p.shape[::-1]).astype(dtype).T)
+            o.step()
+    return [p.numpy() for p in ps] + [a for st in o.state.values() for a in
+                                       (st["exp_avg"], st["exp_avg_sq"])]
+
+
+@both_dtypes
+@pytest.mark.parametrize("opt, kwargs", [("Adam", {}), ("Adam", dict(weight_decay=0.1)),
+                                         ("AdamW", {}), ("Adam", dict(betas=(0.0, 0.9)))])
+def test_fused_adam_equals_the_array_code_bit_for_bit(dtype, opt, kwargs):
+    for a, b in zip(train_adam("fast", dtype, opt, **kwargs), train_adam("reference", dtype, opt,
+                                                                         **kwargs)):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_adam_is_used_and_a_planted_error_is_caught(monkeypatch):
+    real = cpu.adam_update
+    calls = []
+    monkeypatch.setattr(cpu, "adam_update", lambda x, *a: calls.append(x.size) or real(x, *a))
+    train_adam("fast")
+    assert calls[:3] == [15, 7, 90000]
+    # a kernel that forgets the first bias correction: the comparison must see it
+    monkeypatch.setattr(cpu, "adam_update", lambda *a: real(*a[:7], 1.0, *a[8:]))
+    assert not all(np.array_equal(a, b) for a, b in zip(train_adam("fast"),
+                                                        train_adam("reference")))
