@@ -33,6 +33,13 @@ _JIT = dict(parallel=True, cache=True, nogil=True)
 # The loops below are plain scalar loops on purpose: array expressions inside a prange body
 # become nested parallel loops, which Numba takes several seconds to compile.
 
+# Sums (per channel: batch norm, a convolution's bias) run in float64, and
+# ``fastmath={"reassoc"}`` lets LLVM split them into vector lanes (without it every addition
+# waits for the previous one); the order is then fixed by the machine's vector width, still the
+# same on every run. Only the sums carry it: the elementwise kernels do the references' float
+# roundings in their order.
+_SUMS = dict(_JIT, fastmath={"reassoc"})
+
 
 @numba.njit(**_JIT)
 def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
@@ -156,6 +163,32 @@ def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, 
         x[k] -= m[k] / (np.sqrt(v[k]) / bc2_sqrt + eps) * step
 
 
+# ---------------------------------------------------------------- a convolution's bias, (N, C, L)
+@numba.njit(**_JIT)
+def _channel_bias(x, b):
+    N, C, L = x.shape
+    y = np.empty_like(x)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        bc = b[c]
+        for k in range(L):
+            y[n, c, k] = x[n, c, k] + bc
+    return y
+
+
+@numba.njit(**_SUMS)
+def _channel_sum(g):
+    N, C, L = g.shape
+    out = np.empty(C, dtype=np.float64)
+    for c in numba.prange(C):
+        total = 0.0
+        for n in range(N):
+            for k in range(L):
+                total += np.float64(g[n, c, k])
+        out[c] = total
+    return out
+
+
 # ---------------------------------------------------------------- the interface used by ops/conv.py
 # Waking the other threads and waiting for them at the end costs microseconds on an idle
 # machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
@@ -216,12 +249,7 @@ def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding
 # Layout (N, C, L) as in kernels/norm.cu: channel c holds the N * L values x[:, c, :]. Every
 # channel is one thread's work (prange over C), so each per-channel sum is taken by one thread
 # in one fixed order -- the same bits for any number of threads.
-#
-# The sums run in float64. ``fastmath={"reassoc"}`` lets LLVM split a sum into vector lanes
-# (without it every addition waits for the previous one); the order is then fixed by the
-# machine's vector width, still the same on every run. Only the sums carry it: the
-# elementwise kernels do the references' float roundings in their order.
-_SUMS = dict(_JIT, fastmath={"reassoc"})
+# The sums run in float64 (_SUMS, at the top).
 
 
 @numba.njit(**_SUMS)
@@ -359,3 +387,15 @@ def adam_update(x, g, m, v, beta1, beta2, eps, bias_correction1, bias_correction
     _run(_adam_update, x.size, x.reshape(-1), _flat(g, x.dtype), m.reshape(-1), v.reshape(-1),
          t(1 - beta1), t(beta2), t(1 - beta2), t(bias_correction2_sqrt), t(eps),
          t(lr / bias_correction1))
+
+
+def channel_bias(x, b):
+    """x (N, C, ...) + b (C,) along dim 1, in one pass: a convolution's bias."""
+    C = x.shape[1]
+    return _run(_channel_bias, x.size, _channels(x), _per_channel(b, C, x.dtype)).reshape(x.shape)
+
+
+def channel_sum(g):
+    """The sum of g (N, C, ...) over every dim but 1, in float64, returned in g's dtype (C,):
+    the gradient of a convolution's bias."""
+    return _run(_channel_sum, g.size, _channels(g)).astype(g.dtype)

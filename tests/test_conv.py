@@ -338,7 +338,9 @@ def test_dtype_mismatch_is_a_clear_error():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conv_ops_on_the_cuda_path_equal_cpu(backend):
     """Forward and all gradients through the CUDA kernels match the CPU path (float64):
-    bit for bit under emulation (the same BLAS does the GEMMs), to rounding on a GPU."""
+    bit for bit under emulation (the same BLAS does the GEMMs), to rounding on a GPU -- but
+    for the bias gradient, a sum taken in another order on each path (the CPU's Numba
+    kernel adds in float64 vector lanes, the array code pairwise): equal to rounding."""
     arrays = [normal((2, 3, 9, 8)), normal((4, 3, 3, 2), 1), normal(4, 2)]
 
     def everything(device):
@@ -353,8 +355,9 @@ def test_conv_ops_on_the_cuda_path_equal_cpu(backend):
         assert C.hot_loops(on(backend, np.zeros(1))) is cuda
         fast = everything(device(backend))
     tol = 0 if backend == "emulated" else 1e-12
-    for a, b in zip(fast, everything("cpu")):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    for k, (a, b) in enumerate(zip(fast, everything("cpu"))):
+        bias_tol = 1e-14 if k == 3 else tol  # (y, x.grad, w.grad, b.grad)
+        np.testing.assert_allclose(a, b, rtol=max(tol, bias_tol), atol=max(tol, bias_tol))
 
 
 @given(n=st.integers(1, 3), c=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4))

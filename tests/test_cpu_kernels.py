@@ -189,3 +189,33 @@ def test_fused_adam_is_used_and_a_planted_error_is_caught(monkeypatch):
     monkeypatch.setattr(cpu, "adam_update", lambda *a: real(*a[:7], 1.0, *a[8:]))
     assert not all(np.array_equal(a, b) for a, b in zip(train_adam("fast"),
                                                         train_adam("reference")))
+
+
+# ------------------------------------------------------------------ a convolution's bias
+@both_dtypes
+@given(shape=BN_SHAPES, seed=st.integers(0, 2 ** 16))
+def test_channel_bias_kernels_equal_their_references(dtype, shape, seed):
+    x, g, _, _, stat = batch_norm_data(shape, dtype, seed, affine=False)
+    b = np.random.default_rng(seed + 1).standard_normal(shape[1]).astype(dtype)
+    np.testing.assert_array_equal(cpu.channel_bias(x, b), x + b.reshape(stat))  # one add
+    axes = (0,) + tuple(range(2, len(shape)))
+    total = cpu.channel_sum(g)
+    assert total.dtype == dtype and total.shape == (shape[1],)
+    np.testing.assert_allclose(total, g.sum(axis=axes), **CLOSE[dtype])
+
+
+def test_conv_bias_gradients_through_the_kernels(monkeypatch):
+    """gradcheck and gradgradcheck of conv2d / conv_transpose2d with a bias; a planted error in
+    the bias-gradient kernel fails gradcheck."""
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((2, 3, 5, 5)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(4), requires_grad=True)
+
+    def convs(x, w, b):
+        h = mg.conv2d(x, w, b, padding=1)
+        return mg.conv_transpose2d(h * h, w, b[:3], stride=2)
+    assert mg.gradcheck(convs, [x, w, b]) and mg.gradgradcheck(convs, [x, w, b])
+    real = cpu.channel_sum
+    monkeypatch.setattr(cpu, "channel_sum", lambda g: real(g) * 1.01)
+    assert not mg.gradcheck(convs, [x, w, b], raise_exception=False)

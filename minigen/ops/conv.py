@@ -69,11 +69,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
-from ..kernels import hot_loops
+from ..kernels import hot_loops, use_numba
 from ..tensor import Tensor
-from .shape import reshape
+from .shape import reshape, unbroadcast
 
 
 # ------------------------------------------------------------------ window geometry
@@ -423,7 +423,31 @@ def _add_bias(y, bias, op):
         raise ValueError(f"{op}: bias must be a Tensor of shape ({y.shape[1]},), got "
                          f"{getattr(bias, 'shape', type(bias).__name__)}")
     _check_same_kind(y, bias, op, "bias")
-    return y + reshape(bias, (1, -1, 1, 1))
+    return ChannelBias.apply(y, bias)
+
+
+class ChannelBias(Function):
+    """y + bias[c] on every pixel of channel c: a convolution's bias, as one op.
+
+    It is ``y + reshape(bias, (1, C, 1, 1))``, whose broadcasting add and (in the backward)
+    sum over the batch and the pixels NumPy runs in several short strided passes; the Numba
+    kernels do each in one pass. Gradients: dy = g, dbias = g summed over all dims but 1."""
+
+    def forward(self, y, bias):
+        if use_numba(y):
+            from ..kernels import cpu
+            return cpu.channel_bias(y, bias)
+        return y + bias.reshape(1, -1, *(1,) * (y.ndim - 2))
+
+    def backward(self, g):
+        gb = None
+        if self.needs_input_grad[1]:
+            if use_numba(g.data) and not is_grad_enabled():
+                from ..kernels import cpu
+                gb = Tensor(cpu.channel_sum(g.data))
+            else:  # differentiable (create_graph), or on CuPy / the reference path
+                gb = unbroadcast(g, (1, g.shape[1]) + (1,) * (g.ndim - 2)).reshape(g.shape[1])
+        return g, gb
 
 
 def _check_fits(x, kernel, padding, dilation, op):
