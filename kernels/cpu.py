@@ -1,5 +1,5 @@
-"""Numba CPU kernels for convolution, pooling, batch normalisation, the (leaky) ReLU and the
-Adam update.
+"""Numba CPU kernels for convolution, pooling, batch normalisation, the (leaky) ReLU,
+sigmoid-BCE and the Adam update.
 
 Each function here does exactly what its plain NumPy reference in
 ``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
@@ -161,6 +161,18 @@ def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, 
         m[k] += (gk - m[k]) * one_minus_beta1
         v[k] = v[k] * beta2 + gk * one_minus_beta2 * gk
         x[k] -= m[k] / (np.sqrt(v[k]) / bc2_sqrt + eps) * step
+
+
+# (sigmoid-BCE's forward stays NumPy's: a Numba loop calls the C library's exp and log1p one
+# number at a time, slower than NumPy's vectorised ones; its backward has none, and its
+# "1 or e" -- np.where on a random sign -- is a select here, not a mispredicted branch)
+@numba.njit(**_JIT)
+def _bce_with_logits_backward(g, g_stride, x, t, e, one):
+    gx = np.empty_like(x)
+    for k in numba.prange(x.size):
+        s = (one if x[k] >= 0 else e[k]) / (one + e[k])  # sigmoid(x) from e = exp(-|x|)
+        gx[k] = g[k * g_stride] * (s - t[k])
+    return gx
 
 
 # ---------------------------------------------------------------- a convolution's bias, (N, C, L)
@@ -399,3 +411,11 @@ def channel_sum(g):
     """The sum of g (N, C, ...) over every dim but 1, in float64, returned in g's dtype (C,):
     the gradient of a convolution's bias."""
     return _run(_channel_sum, g.size, _channels(g)).astype(g.dtype)
+
+
+def bce_with_logits_backward(g, x, t, e):
+    """g * (sigmoid(x) - t) from the saved e (``BCEWithLogits.backward``); g is one number or
+    one per element."""
+    g = _flat(g, x.dtype)
+    return _run(_bce_with_logits_backward, x.size, g, 0 if g.size == 1 else 1, _flat(x),
+                _flat(t, x.dtype), _flat(e), x.dtype.type(1)).reshape(x.shape)

@@ -219,3 +219,34 @@ def test_conv_bias_gradients_through_the_kernels(monkeypatch):
     real = cpu.channel_sum
     monkeypatch.setattr(cpu, "channel_sum", lambda g: real(g) * 1.01)
     assert not mg.gradcheck(convs, [x, w, b], raise_exception=False)
+
+
+# ------------------------------------------------------------------ sigmoid-BCE
+@both_dtypes
+@given(data=st.data(), size=st.integers(1, 40), per_element=st.booleans())
+def test_bce_with_logits_backward_kernel_equals_the_reference(dtype, data, size, per_element):
+    from minigen.nn.functional import BCEWithLogits
+    values = st.floats(-30, 30) | st.sampled_from([0.0, -0.0, 1e-8, -1e-8, 80.0, -80.0])
+    x = np.array(data.draw(st.lists(values, min_size=size, max_size=size)), dtype=dtype)
+    t = np.array(data.draw(st.lists(st.floats(0, 1), min_size=size, max_size=size)), dtype=dtype)
+    g = np.random.default_rng(size).standard_normal(size if per_element else 1).astype(dtype)
+    ref = BCEWithLogits()
+    ref.forward(x, t, reduction="none")
+    gx = cpu.bce_with_logits_backward(g, x, t, ref.e)
+    s = np.where(x >= 0, 1.0, ref.e) / (1 + ref.e)  # BCEWithLogits.backward's array code
+    np.testing.assert_array_equal(gx, g * (s - t))
+    assert gx.dtype == dtype
+
+
+def test_bce_with_logits_gradients_through_the_kernels(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((4, 5)) * 3, requires_grad=True)
+    t = mg.tensor(rng.random((4, 5)), requires_grad=True)
+    for reduction in ("mean", "sum", "none"):
+        def f(x, t):
+            return F.binary_cross_entropy_with_logits(x, t, reduction=reduction)
+        assert mg.gradcheck(f, [x, t]) and mg.gradgradcheck(f, [x, t])
+    real = cpu.bce_with_logits_backward
+    monkeypatch.setattr(cpu, "bce_with_logits_backward", lambda g, x, t, e: real(g, x, t, e * 1.1))
+    assert not mg.gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(x, t), [x, t],
+                            raise_exception=False)

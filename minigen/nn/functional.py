@@ -574,8 +574,9 @@ class BCEWithLogits(Function):
         if self.reduction == "mean":
             g = g / x.numel()
         gx = gt = None
-        if self.needs_input_grad[0] and cuda_for(x.data) is not None and not is_grad_enabled():
-            gx = Tensor(cuda_for(x.data).bce_with_logits_backward(g.data, x.data, t.data, self.e))
+        k = hot_loops(x.data)  # one pass: Numba, or kernels/elementwise.cu
+        if self.needs_input_grad[0] and k is not None and not is_grad_enabled():
+            gx = Tensor(k.bce_with_logits_backward(g.data, x.data, t.data, self.e))
         elif self.needs_input_grad[0]:
             if is_grad_enabled():
                 s = sigmoid(x)

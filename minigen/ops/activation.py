@@ -1,6 +1,4 @@
 """Activations and the softmax family, each numerically stable where it matters."""
-import numpy as np
-
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import hot_loops
@@ -43,7 +41,7 @@ class ReLU(Function):
 class LeakyReLU(Function):
     def forward(self, a, negative_slope):
         self.slope = negative_slope
-        k = _fused(a)
+        k = hot_loops(a)
         if k is not None:  # one pass: Numba (kernels/cpu.py) or CUDA (kernels/elementwise.cu)
             return k.leaky_relu(a, negative_slope)
         return get_array_module(a).where(a > 0, a, a * negative_slope)
@@ -62,7 +60,7 @@ class LeakyReLUBackward(Function):
 
     def forward(self, g, x, slope):
         self.x, self.slope = x, slope
-        k = _fused(g)
+        k = hot_loops(g)
         if k is not None:
             return k.leaky_relu_backward(g, x, slope)
         xp = get_array_module(g)
@@ -70,11 +68,6 @@ class LeakyReLUBackward(Function):
 
     def backward(self, gg):
         return LeakyReLUBackward.apply(gg, x=self.x, slope=self.slope)
-
-
-def _fused(array):
-    """The elementwise kernels for a float array (kernels.hot_loops), else None."""
-    return hot_loops(array) if array.dtype in (np.float32, np.float64) else None
 
 
 class Softplus(Function):
