@@ -267,21 +267,15 @@ def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding
 @numba.njit(**_SUMS)
 def _channel_moments(x):
     N, C, L = x.shape
-    mean = np.empty(C, dtype=np.float64)
+    mean = _channel_sum(x) / (N * L)
     var = np.empty(C, dtype=np.float64)
+    # two-pass, as _moments: E[x^2] - mean^2 cancels catastrophically when |mean| >> std
     for c in numba.prange(C):
-        total = 0.0
-        for n in range(N):
-            for k in range(L):
-                total += np.float64(x[n, c, k])
-        m = total / (N * L)
-        # two-pass, as _moments: E[x^2] - mean^2 cancels catastrophically when |mean| >> std
-        squares = 0.0
+        m, squares = mean[c], 0.0
         for n in range(N):
             for k in range(L):
                 d = np.float64(x[n, c, k]) - m
                 squares += d * d
-        mean[c] = m
         var[c] = squares / (N * L)
     return mean, var
 
