@@ -134,6 +134,17 @@ def _max_pool_backward(g, arg, H, W):
     return gx
 
 
+@numba.njit(**_JIT)
+def _swap01(a):
+    A, B, L = a.shape
+    out = np.empty((B, A, L), dtype=a.dtype)
+    for row in numba.prange(A * B):
+        i, j = row // B, row % B
+        for k in range(L):
+            out[j, i, k] = a[i, j, k]
+    return out
+
+
 # ---------------------------------------------------------------- elementwise (flat arrays)
 @numba.njit(**_JIT)
 def _leaky_relu_forward(x, slope):
@@ -239,6 +250,13 @@ def im2col(x, kernel, stride, padding, dilation, out_size):
 def col2im(cols, image_size, kernel, stride, padding, dilation):
     """The adjoint of ``im2col``: every column entry is added back onto the pixel it came from."""
     return _run(_col2im, cols.size, _c(cols), *image_size, *stride, *padding, *dilation)
+
+
+def swap01(a):
+    """(A, B, L) -> a new contiguous (B, A, L): the conv GEMMs' (channels, batch, pixels)
+    layout to the images' (batch, channels, pixels) and back. NumPy's copy runs on one
+    thread; this one on all of them."""
+    return _run(_swap01, a.size, a)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, out_size):

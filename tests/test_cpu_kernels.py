@@ -250,3 +250,11 @@ def test_bce_with_logits_gradients_through_the_kernels(monkeypatch):
     monkeypatch.setattr(cpu, "bce_with_logits_backward", lambda g, x, t, e: real(g, x, t, e * 1.1))
     assert not mg.gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(x, t), [x, t],
                             raise_exception=False)
+
+
+def test_swap01_is_the_transposing_copy():
+    a = np.random.default_rng(0).standard_normal((3, 5, 7)).astype(np.float32)
+    for view in (a, a[:, ::2], a[::-1]):  # any strides
+        out = cpu.swap01(view)
+        assert out.flags.c_contiguous
+        np.testing.assert_array_equal(out, view.transpose(1, 0, 2))

@@ -256,20 +256,32 @@ def _max_pool_backward(g, argmax, geom):
 
 
 # ------------------------------------------------------------------ the three GEMMs
+def _swap_batch_and_channels(a):
+    """(A, B, ...) -> a contiguous (B, A, ...): between the GEMMs' (O, N*oH*oW) layout and
+    the images' (N, O, oH, oW)."""
+    A, B = a.shape[:2]
+    a3 = a.reshape(A, B, -1)
+    if use_numba(a):  # a copy on every thread (kernels/cpu.py)
+        from ..kernels import cpu
+        out = cpu.swap01(a3)
+    else:
+        out = get_array_module(a).ascontiguousarray(a3.transpose(1, 0, 2))
+    return out.reshape(B, A, *a.shape[2:])
+
+
 def _conv(x, w, geom, cols):
     """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O);
     ``cols`` is im2col(x)."""
     N, O = x.shape[0], w.shape[0]
     y = w.reshape(O, -1) @ cols.reshape(-1, N * geom.out[0] * geom.out[1])
-    return get_array_module(y).ascontiguousarray(
-        y.reshape(O, N, *geom.out).transpose(1, 0, 2, 3))
+    return _swap_batch_and_channels(y.reshape(O, N, *geom.out))
 
 
 def _conv_transpose(g, w, geom):
     """conv_transpose2d on arrays: cols = w^T(C*kH*kW, O) @ g(O, N*oH*oW), then col2im."""
     N, O = g.shape[:2]
     C = w.shape[1]
-    g_mat = g.transpose(1, 0, 2, 3).reshape(O, -1)
+    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
     cols = w.reshape(O, -1).T @ g_mat
     return col2im(cols.reshape(C, *geom.kernel, N, *geom.out), geom)
 
@@ -280,7 +292,7 @@ def _conv_weight(x, g, geom, cols):
     N, C = x.shape[:2]
     O = g.shape[1]
     cols = cols.reshape(C * geom.kernel[0] * geom.kernel[1], -1)
-    g_mat = g.transpose(1, 0, 2, 3).reshape(O, -1)
+    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
     return (g_mat @ cols.T).reshape(O, C, *geom.kernel)
 
 
