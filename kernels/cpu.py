@@ -147,6 +147,15 @@ def _swap01(a):
 
 # ---------------------------------------------------------------- elementwise (flat arrays)
 @numba.njit(**_JIT)
+def _relu_forward(x, zero):
+    y = np.empty_like(x)
+    for k in numba.prange(x.size):
+        v = x[k]
+        y[k] = v if v > 0 or v != v else zero  # np.maximum(x, 0): NaN stays, -0.0 gives +0.0
+    return y
+
+
+@numba.njit(**_JIT)
 def _leaky_relu_forward(x, slope):
     y = np.empty_like(x)
     for k in numba.prange(x.size):
@@ -391,6 +400,11 @@ def batch_norm_backward(g, xhat, inv_std, weight=None):
 
 def _flat(a, dtype=None):
     return _c(a).reshape(-1) if dtype is None else _c(a).astype(dtype, copy=False).reshape(-1)
+
+
+def relu(x):
+    """max(x, 0) (``ReLU.forward``, NumPy's ``maximum``), in one pass on every thread."""
+    return _run(_relu_forward, x.size, _flat(x), x.dtype.type(0)).reshape(x.shape)
 
 
 def leaky_relu(x, slope):

@@ -135,13 +135,15 @@ SPECIAL = st.sampled_from([0.0, -0.0, 1.5, -2.5, np.inf, -np.inf, np.nan])
 @both_dtypes
 @given(data=st.data(), size=st.integers(0, 40), slope=st.sampled_from([0.0, 0.01, 0.2, -1.0]))
 def test_leaky_relu_kernels_equal_the_reference(dtype, data, size, slope):
-    from minigen.ops.activation import LeakyReLU, LeakyReLUBackward
+    from minigen.ops.activation import LeakyReLU, LeakyReLUBackward, ReLU
     x, g = (np.array(data.draw(st.lists(SPECIAL | st.floats(-3, 3), min_size=size,
                                         max_size=size)), dtype=dtype) for _ in range(2))
     y, gx = cpu.leaky_relu(x, slope), cpu.leaky_relu_backward(g, x, slope)
     with kernels_mode("reference"), np.errstate(invalid="ignore"):  # inf * 0 is NaN there too
         y_ref, gx_ref = LeakyReLU().forward(x, slope), LeakyReLUBackward().forward(g, x, slope)
-    for a, b in ((y, y_ref), (gx, gx_ref)):  # bit for bit: signs of zeros and NaNs included
+        r_ref = ReLU().forward(x)
+    for a, b in ((y, y_ref), (gx, gx_ref), (cpu.relu(x), r_ref)):  # bit for bit: signs of
+        # zeros and NaNs included
         assert a.dtype == dtype and a.shape == b.shape
         np.testing.assert_array_equal(a.view(f"u{dtype.itemsize}"), b.view(f"u{dtype.itemsize}"))
 

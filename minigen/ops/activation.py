@@ -1,7 +1,7 @@
 """Activations and the softmax family, each numerically stable where it matters."""
 from ..autograd import Function
 from ..backend import get_array_module
-from ..kernels import hot_loops
+from ..kernels import hot_loops, use_numba
 from .elementwise import _constant, _python_scalar, exp
 from .reduce import _axes, sum
 
@@ -31,6 +31,9 @@ class Tanh(Function):
 
 class ReLU(Function):
     def forward(self, a):
+        if use_numba(a) and hot_loops(a) is not None:  # one pass on every thread (kernels/cpu.py)
+            from ..kernels import cpu
+            return cpu.relu(a)
         return get_array_module(a).maximum(a, 0)
 
     def backward(self, g):
