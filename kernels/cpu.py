@@ -221,11 +221,16 @@ def _channel_sum(g):
     return out
 
 
-# ---------------------------------------------------------------- the interface used by ops/conv.py
+# ---------------------------------------------------------------- the interface
 # Waking the other threads and waiting for them at the end costs microseconds on an idle
 # machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
 # so small jobs -- gradient checks, tests, tiny layers -- run on the calling thread alone.
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# A training step launches many kernels (the fused elementwise ones: several per layer), so
+# the bar is high: a million elements, a few hundred microseconds of work for one thread.
+# (At 1 << 16, with 2 threads while other jobs ran (load 2.2-2.6), a DCGAN iteration took
+# 466 ms instead of the 220 ms of the code before these kernels, and the MLP step of
+# benchmarks/bench_mlp.py at batch 512 33 ms instead of 8: most launches waited for a thread.)
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _run(kernel, n_elements, *args):
