@@ -46,3 +46,17 @@ def cuda_for(array):
         from . import cuda
         return cuda
     return None
+
+
+def hot_loops(array):
+    """The kernel module for a float32 or float64 ``array``: ``kernels.cpu`` (Numba) for NumPy
+    arrays, ``kernels.cuda`` for CuPy arrays (or emulated, MINIGEN_KERNELS=emulate); None for
+    the NumPy references (MINIGEN_KERNELS=reference, or any other dtype). Both modules offer
+    the same functions."""
+    import numpy as np
+    if getattr(array, "dtype", None) not in (np.float32, np.float64):
+        return None
+    if use_numba(array):
+        from . import cpu
+        return cpu
+    return cuda_for(array)

@@ -1,13 +1,17 @@
-"""Numba CPU kernels for convolution and pooling.
+"""Numba CPU kernels for convolution, pooling, batch normalisation, the (leaky) ReLU,
+sigmoid-BCE and the Adam update.
 
 Each function here does exactly what its plain NumPy reference in
 ``minigen/ops/conv.py`` does (the tests check ``np.array_equal``), only without the
-temporaries: one pass over memory, parallel over the ``N * C`` image planes.
+temporaries: one pass over memory, parallel over independent pieces. The batch-norm
+kernels (at the end) mirror ``kernels/norm.cu`` and its references in
+``minigen/nn/functional.py``; their sums run in float64, so they agree with the float32
+references to rounding, not bit for bit (the elementwise parts are bit-equal).
 
-Why the planes: ``col2im`` and the max-pool backward *accumulate* into an image, and two
+Which pieces: ``col2im`` and the max-pool backward *accumulate* into an image, and two
 threads adding into one pixel at once would race. Every pixel belongs to exactly one
-(sample, channel) plane, so giving each thread whole planes makes the sums race-free and
-keeps each pixel's additions in the reference's order (so the results are bit-equal).
+(sample, channel) plane, so giving each thread whole planes makes the sums race-free and keeps each pixel's additions in the reference's order
+(so the results are bit-equal). ``im2col`` only copies, a plane at a time.
 
 Layouts (shared with the reference and the CUDA kernels):
 
@@ -29,6 +33,13 @@ _JIT = dict(parallel=True, cache=True, nogil=True)
 # The loops below are plain scalar loops on purpose: array expressions inside a prange body
 # become nested parallel loops, which Numba takes several seconds to compile.
 
+# Sums (per channel: batch norm, a convolution's bias) run in float64, and
+# ``fastmath={"reassoc"}`` lets LLVM split them into vector lanes (without it every addition
+# waits for the previous one); the order is then fixed by the machine's vector width, still the
+# same on every run. Only the sums carry it: the elementwise kernels do the references' float
+# roundings in their order.
+_SUMS = dict(_JIT, fastmath={"reassoc"})
+
 
 @numba.njit(**_JIT)
 def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
@@ -49,25 +60,33 @@ def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
     return cols
 
 
+# col2im's unit of work: one channel of this many samples
+COL2IM_SAMPLES = 16
+
+
 @numba.njit(**_JIT)
 def _col2im(cols, H, W, sH, sW, pH, pW, dH, dW):
     C, kH, kW, N, oH, oW = cols.shape
-    x = np.empty((N, C, H, W), dtype=cols.dtype)
-    for plane in numba.prange(N * C):
-        n, c = plane // C, plane % C
-        for h in range(H):  # (zeroing here rather than np.zeros: one parallel loop, not two)
-            for w in range(W):
-                x[n, c, h, w] = 0
+    x = np.zeros((N, C, H, W), dtype=cols.dtype)
+    blocks = (N + COL2IM_SAMPLES - 1) // COL2IM_SAMPLES
+    # one channel of COL2IM_SAMPLES samples per step: it reads runs of COL2IM_SAMPLES*oH*oW
+    # values from each row (c, i, j) of the (C*kH*kW, N*oH*oW) matrix (one plane at a time
+    # read runs of oH*oW, and took up to twice as long)
+    for piece in numba.prange(C * blocks):
+        c, n0 = piece // blocks, piece % blocks * COL2IM_SAMPLES
+        n1 = min(N, n0 + COL2IM_SAMPLES)
         # kernel taps outermost: every pixel receives its terms in (i, j) order, as in the
         # reference's loop, so the float sums agree bit for bit
         for i in range(kH):
             for j in range(kW):
-                for oh in range(oH):
-                    h = oh * sH + i * dH - pH
-                    for ow in range(oW):
-                        w = ow * sW + j * dW - pW
-                        if 0 <= h < H and 0 <= w < W:  # entries over the padding are dropped
-                            x[n, c, h, w] += cols[c, i, j, n, oh, ow]
+                for n in range(n0, n1):
+                    for oh in range(oH):
+                        h = oh * sH + i * dH - pH
+                        if 0 <= h < H:
+                            for ow in range(oW):
+                                w = ow * sW + j * dW - pW
+                                if 0 <= w < W:  # entries over the padding are dropped
+                                    x[n, c, h, w] += cols[c, i, j, n, oh, ow]
     return x
 
 
@@ -86,13 +105,16 @@ def _max_pool_forward(x, kH, kW, sH, sW, pH, pW, oH, oW):
                 w_lo, w_hi = max(w0, 0), min(w0 + kW, W)
                 # start from the first real pixel (padding is never chosen); then the first
                 # strictly larger value wins, and the first NaN beats everything -- the
-                # rule of np.argmax that the reference uses
+                # rule of np.argmax that the reference uses. Written as selects, not an
+                # ``if``: on real data "is v larger?" is a coin toss that a branch predictor
+                # loses half the time (this halves the kernel's time).
                 best, best_at = x[n, c, h_lo, w_lo], h_lo * W + w_lo
                 for h in range(h_lo, h_hi):
                     for w in range(w_lo, w_hi):
                         v = x[n, c, h, w]
-                        if v > best or (np.isnan(v) and not np.isnan(best)):
-                            best, best_at = v, h * W + w
+                        take = (v > best) | ((v != v) & (best == best))  # v != v: v is NaN
+                        best = v if take else best
+                        best_at = h * W + w if take else best_at
                 out[n, c, oh, ow] = best
                 arg[n, c, oh, ow] = best_at
     return out, arg
@@ -112,11 +134,103 @@ def _max_pool_backward(g, arg, H, W):
     return gx
 
 
-# ---------------------------------------------------------------- the interface used by ops/conv.py
+@numba.njit(**_JIT)
+def _swap01(a):
+    A, B, L = a.shape
+    out = np.empty((B, A, L), dtype=a.dtype)
+    for row in numba.prange(A * B):
+        i, j = row // B, row % B
+        for k in range(L):
+            out[j, i, k] = a[i, j, k]
+    return out
+
+
+# ---------------------------------------------------------------- elementwise (flat arrays)
+@numba.njit(**_JIT)
+def _relu_forward(x, zero):
+    y = np.empty_like(x)
+    for k in numba.prange(x.size):
+        v = x[k]
+        y[k] = v if v > 0 or v != v else zero  # np.maximum(x, 0): NaN stays, -0.0 gives +0.0
+    return y
+
+
+@numba.njit(**_JIT)
+def _leaky_relu_forward(x, slope):
+    y = np.empty_like(x)
+    for k in numba.prange(x.size):
+        v = x[k]
+        y[k] = v if v > 0 else v * slope  # a NaN is not > 0: NaN * slope stays NaN
+    return y
+
+
+@numba.njit(**_JIT)
+def _leaky_relu_backward(g, x, slope):
+    gx = np.empty_like(g)
+    for k in numba.prange(g.size):
+        gx[k] = g[k] if x[k] > 0 else g[k] * slope  # g * 1 is g: the reference's bits
+    return gx
+
+
+@numba.njit(**_JIT)
+def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, step):
+    # Adam._update's eleven array passes as one, each rounding in the same order (the scalars
+    # arrive in x's dtype, as NumPy casts Python floats), so the result is bit-equal
+    for k in numba.prange(x.size):
+        gk = g[k]
+        m[k] += (gk - m[k]) * one_minus_beta1
+        v[k] = v[k] * beta2 + gk * one_minus_beta2 * gk
+        x[k] -= m[k] / (np.sqrt(v[k]) / bc2_sqrt + eps) * step
+
+
+# (sigmoid-BCE's forward stays NumPy's: a Numba loop calls the C library's exp and log1p one
+# number at a time, slower than NumPy's vectorised ones; its backward has none, and its
+# "1 or e" -- np.where on a random sign -- is a select here, not a mispredicted branch)
+@numba.njit(**_JIT)
+def _bce_with_logits_backward(g, g_stride, x, t, e, one):
+    gx = np.empty_like(x)
+    for k in numba.prange(x.size):
+        s = (one if x[k] >= 0 else e[k]) / (one + e[k])  # sigmoid(x) from e = exp(-|x|)
+        gx[k] = g[k * g_stride] * (s - t[k])
+    return gx
+
+
+# ---------------------------------------------------------------- a convolution's bias, (N, C, L)
+@numba.njit(**_JIT)
+def _channel_bias(x, b):
+    N, C, L = x.shape
+    y = np.empty_like(x)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        bc = b[c]
+        for k in range(L):
+            y[n, c, k] = x[n, c, k] + bc
+    return y
+
+
+@numba.njit(**_SUMS)
+def _channel_sum(g):
+    N, C, L = g.shape
+    out = np.empty(C, dtype=np.float64)
+    for c in numba.prange(C):
+        total = 0.0
+        for n in range(N):
+            for k in range(L):
+                total += np.float64(g[n, c, k])
+        out[c] = total
+    return out
+
+
+# ---------------------------------------------------------------- the interface
 # Waking the other threads and waiting for them at the end costs microseconds on an idle
 # machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
 # so small jobs -- gradient checks, tests, tiny layers -- run on the calling thread alone.
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# A training step launches many kernels (the fused elementwise ones: several per layer), so
+# the bar is high: a million elements, a few hundred microseconds of work for one thread.
+# (At 1 << 16, with 2 threads while other jobs ran (load 2.2-2.6), a DCGAN iteration took
+# 466 ms instead of the 220 ms of the code before these kernels, and the MLP step of
+# benchmarks/bench_mlp.py at batch 512 33 ms instead of 8: most launches waited for a thread.)
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _run(kernel, n_elements, *args):
@@ -152,6 +266,13 @@ def col2im(cols, image_size, kernel, stride, padding, dilation):
     return _run(_col2im, cols.size, _c(cols), *image_size, *stride, *padding, *dilation)
 
 
+def swap01(a):
+    """(A, B, L) -> a new contiguous (B, A, L): the conv GEMMs' (channels, batch, pixels)
+    layout to the images' (batch, channels, pixels) and back. NumPy's copy runs on one
+    thread; this one on all of them."""
+    return _run(_swap01, a.size, a)
+
+
 def max_pool2d_forward(x, kernel, stride, padding, out_size):
     """Window maxima and where they are (flat index in the input plane)."""
     work = _size(*x.shape[:2], *kernel, *out_size)
@@ -166,3 +287,166 @@ def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding
     gx = _run(_max_pool_backward, g.size + _size(N, C, *image_size), _c(g), _c(argmax),
               *image_size)
     return gx.reshape(N, C, *image_size)
+
+
+# ---------------------------------------------------------------- batch normalisation
+# Layout (N, C, L) as in kernels/norm.cu: channel c holds the N * L values x[:, c, :]. Every
+# channel is one thread's work (prange over C), so each per-channel sum is taken by one thread
+# in one fixed order -- the same bits for any number of threads.
+# The sums run in float64 (_SUMS, at the top).
+
+
+@numba.njit(**_SUMS)
+def _channel_moments(x):
+    N, C, L = x.shape
+    mean = _channel_sum(x) / (N * L)
+    var = np.empty(C, dtype=np.float64)
+    # two-pass, as _moments: E[x^2] - mean^2 cancels catastrophically when |mean| >> std
+    for c in numba.prange(C):
+        m, squares = mean[c], 0.0
+        for n in range(N):
+            for k in range(L):
+                d = np.float64(x[n, c, k]) - m
+                squares += d * d
+        var[c] = squares / (N * L)
+    return mean, var
+
+
+@numba.njit(**_JIT)
+def _batch_norm_normalize(x, mean, inv_std, weight, bias, affine):
+    N, C, L = x.shape
+    xhat = np.empty_like(x)
+    y = np.empty_like(x) if affine else xhat
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        m, s, w, b = mean[c], inv_std[c], weight[c], bias[c]
+        for k in range(L):
+            h = (x[n, c, k] - m) * s        # Normalize.forward: xhat = x - mean; xhat *= inv_std
+            xhat[n, c, k] = h
+            if affine:
+                y[n, c, k] = h * w + b      # y = xhat * weight; y += bias
+    return xhat, y
+
+
+@numba.njit(**_SUMS)
+def _batch_norm_grad_sums(g, xhat):
+    N, C, L = g.shape
+    sum_g = np.empty(C, dtype=np.float64)
+    sum_gx = np.empty(C, dtype=np.float64)
+    for c in numba.prange(C):
+        a, b = 0.0, 0.0
+        for n in range(N):
+            for k in range(L):
+                gk = np.float64(g[n, c, k])
+                a += gk
+                b += gk * np.float64(xhat[n, c, k])
+        sum_g[c], sum_gx[c] = a, b
+    return sum_g, sum_gx
+
+
+@numba.njit(**_JIT)
+def _batch_norm_backward_input(g, xhat, inv_std, weight, mean_gh, mean_ghx, affine):
+    N, C, L = g.shape
+    gx = np.empty_like(g)
+    for plane in numba.prange(N * C):
+        n, c = plane // C, plane % C
+        s, w, mg, mgx = inv_std[c], weight[c], mean_gh[c], mean_ghx[c]
+        for k in range(L):
+            gh = g[n, c, k] * w if affine else g[n, c, k]
+            gx[n, c, k] = s * (gh - mg - xhat[n, c, k] * mgx)
+    return gx
+
+
+def _channels(x):
+    """x (N, C, ...) as a contiguous (N, C, L) array."""
+    return _c(x).reshape(x.shape[0], x.shape[1], -1)
+
+
+def _per_channel(a, C, dtype):
+    return np.ones(C, dtype) if a is None else _c(a).reshape(C).astype(dtype, copy=False)
+
+
+def batch_norm_stats(x):
+    """Per-channel mean and biased variance of x (N, C, ...) over every dim but 1, two-pass
+    in float64, returned in x's dtype, shape (C,) -- ``_moments`` of ``nn/functional.py``."""
+    mean, var = _run(_channel_moments, x.size, _channels(x))
+    return mean.astype(x.dtype), var.astype(x.dtype)
+
+
+def batch_norm_normalize(x, mean, inv_std, weight=None, bias=None):
+    """xhat = (x - mean) * inv_std and y = xhat * weight + bias (None without weight), as
+    ``Normalize.forward``; mean, inv_std, weight, bias hold one number per channel."""
+    C = x.shape[1]
+    affine = weight is not None
+    xhat, y = _run(_batch_norm_normalize, x.size, _channels(x), _per_channel(mean, C, x.dtype),
+                   _per_channel(inv_std, C, x.dtype), _per_channel(weight, C, x.dtype),
+                   np.zeros(C, x.dtype) if bias is None else _per_channel(bias, C, x.dtype),
+                   affine)
+    return xhat.reshape(x.shape), (y.reshape(x.shape) if affine else None)
+
+
+def batch_norm_backward(g, xhat, inv_std, weight=None):
+    """(dx, dweight, dbias) of batch norm in training mode, as ``Normalize.backward``
+    (dweight and dbias have shape (C,); both None without weight)."""
+    C = g.shape[1]
+    count = g.size // C
+    g3, xhat3 = _channels(g), _channels(xhat)
+    sum_g, sum_gx = _run(_batch_norm_grad_sums, g.size, g3, xhat3)
+    w = 1.0 if weight is None else _per_channel(weight, C, np.float64)
+    # the means of gh = g * weight and of gh * xhat, as kernels/cuda.py's batch_norm_backward
+    mean_gh, mean_ghx = ((w * s / count).astype(g.dtype) for s in (sum_g, sum_gx))
+    gx = _run(_batch_norm_backward_input, g.size, g3, xhat3, _per_channel(inv_std, C, g.dtype),
+              _per_channel(weight, C, g.dtype), mean_gh, mean_ghx, weight is not None)
+    gx = gx.reshape(g.shape)
+    if weight is None:
+        return gx, None, None
+    return gx, sum_gx.astype(g.dtype), sum_g.astype(g.dtype)
+
+
+def _flat(a, dtype=None):
+    return _c(a).reshape(-1) if dtype is None else _c(a).astype(dtype, copy=False).reshape(-1)
+
+
+def relu(x):
+    """max(x, 0) (``ReLU.forward``, NumPy's ``maximum``), in one pass on every thread."""
+    return _run(_relu_forward, x.size, _flat(x), x.dtype.type(0)).reshape(x.shape)
+
+
+def leaky_relu(x, slope):
+    """x for x > 0, slope * x otherwise (``LeakyReLU.forward``), in one pass."""
+    return _run(_leaky_relu_forward, x.size, _flat(x), x.dtype.type(slope)).reshape(x.shape)
+
+
+def leaky_relu_backward(g, x, slope):
+    """g * (1 for x > 0, slope otherwise) (``LeakyReLUBackward``; slope 0: ReLU's), in one pass."""
+    return _run(_leaky_relu_backward, g.size, _flat(g), _flat(x, g.dtype),
+                g.dtype.type(slope)).reshape(g.shape)
+
+
+def adam_update(x, g, m, v, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt, lr):
+    """One Adam step in place on x, m, v (contiguous arrays of one dtype; g of any layout):
+    ``Adam._update`` without amsgrad, in one pass."""
+    t = x.dtype.type
+    _run(_adam_update, x.size, x.reshape(-1), _flat(g, x.dtype), m.reshape(-1), v.reshape(-1),
+         t(1 - beta1), t(beta2), t(1 - beta2), t(bias_correction2_sqrt), t(eps),
+         t(lr / bias_correction1))
+
+
+def channel_bias(x, b):
+    """x (N, C, ...) + b (C,) along dim 1, in one pass: a convolution's bias."""
+    C = x.shape[1]
+    return _run(_channel_bias, x.size, _channels(x), _per_channel(b, C, x.dtype)).reshape(x.shape)
+
+
+def channel_sum(g):
+    """The sum of g (N, C, ...) over every dim but 1, in float64, returned in g's dtype (C,):
+    the gradient of a convolution's bias."""
+    return _run(_channel_sum, g.size, _channels(g)).astype(g.dtype)
+
+
+def bce_with_logits_backward(g, x, t, e):
+    """g * (sigmoid(x) - t) from the saved e (``BCEWithLogits.backward``); g is one number or
+    one per element."""
+    g = _flat(g, x.dtype)
+    return _run(_bce_with_logits_backward, x.size, g, 0 if g.size == 1 else 1, _flat(x),
+                _flat(t, x.dtype), _flat(e), x.dtype.type(1)).reshape(x.shape)

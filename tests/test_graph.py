@@ -109,9 +109,9 @@ def test_a_whole_conv_vae_loss():
     assert {"Conv2d", "ConvTranspose2d", "Exp", "BCEWithLogits"} <= set(ops(nodes))
     assert by_label(nodes, "{conv1.weight|(2, 1, 4, 4) float32|requires_grad}")
     collapsed, _ = parse(mg.viz.draw_graph(loss, collapse=trace))
-    # 4 conv modules (conv op, reshape, bias add; 2 weights; 2 tensors inside) and 5 linear
-    # ones (one op, 2 weights) each become one node
-    assert len(collapsed) == len(nodes) - 4 * 6 - 5 * 2
+    # 4 conv modules (conv op, bias op; 2 weights; 1 tensor inside) and 5 linear ones (one
+    # op, 2 weights) each become one node
+    assert len(collapsed) == len(nodes) - 4 * 4 - 5 * 2
     assert {"conv1: Conv2d", "deconv2: ConvTranspose2d"} <= {
         label.split("\n")[0] for _, label in collapsed.values()}
 

@@ -24,7 +24,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
-from ..kernels import cuda_for
+from ..kernels import cuda_for, hot_loops
 from .. import ops
 from ..ops import (clamp, exp, getitem, log, log_softmax, matmul, mean, pad, permute, reshape,
                    sigmoid, softmax, sum, tanh, transpose, unbroadcast, where)
@@ -120,16 +120,18 @@ class Normalize(Function):
 
         dx = inv_std * (gh - mean(gh) - xhat * mean(gh * xhat)),   gh = g * weight
 
-    ``mean``/``var`` are passed in (the caller needs them for running statistics). ``cuda``:
-    batch norm on the GPU passes ``minigen.kernels.cuda``, whose fused kernels do both passes.
+    ``mean``/``var`` are passed in (the caller needs them for running statistics).
+    ``kernels``: batch norm passes ``minigen.kernels.cpu`` (Numba) or ``.cuda`` (kernels/norm.cu),
+    whose fused kernels do the forward in one pass and the backward in two, instead of the
+    four and eleven passes (with their temporaries) of the array code below.
     """
 
-    def forward(self, x, weight=None, bias=None, *, axes, eps, mean, var, cuda=None):
+    def forward(self, x, weight=None, bias=None, *, axes, eps, mean, var, kernels=None):
         xp = get_array_module(x)
-        self.axes, self.eps, self.cuda = axes, eps, cuda
+        self.axes, self.eps, self.kernels = axes, eps, kernels
         self.inv_std = 1.0 / xp.sqrt(var + eps)
-        if cuda is not None:  # kernels/norm.cu: xhat and y in one pass
-            self.xhat, y = cuda.batch_norm_normalize(x, mean, self.inv_std, weight, bias)
+        if kernels is not None:  # xhat and y in one pass
+            self.xhat, y = kernels.batch_norm_normalize(x, mean, self.inv_std, weight, bias)
             return self.xhat if y is None else y
         self.xhat = x - mean
         self.xhat *= self.inv_std
@@ -141,8 +143,8 @@ class Normalize(Function):
 
     def backward(self, g):
         x = self.inputs[0]
-        if self.cuda is not None and not is_grad_enabled():
-            return self._cuda_backward(g)
+        if self.kernels is not None and not is_grad_enabled():
+            return self._fused_backward(g)
         if is_grad_enabled():
             # create_graph: rebuild xhat and inv_std from x so their dependence on x is
             # recorded too (a constant xhat would give wrong second derivatives)
@@ -163,11 +165,11 @@ class Normalize(Function):
         gb = unbroadcast(g, b.shape) if need[2] else None
         return gx, gw, gb
 
-    def _cuda_backward(self, g):
-        """The same three gradients from the fused kernels of kernels/norm.cu."""
+    def _fused_backward(self, g):
+        """The same three gradients from the fused kernels (Numba or kernels/norm.cu)."""
         affine = len(self.inputs) == 3
         w = self.inputs[1] if affine else None
-        grads = self.cuda.batch_norm_backward(g.data, self.xhat, self.inv_std,
+        grads = self.kernels.batch_norm_backward(g.data, self.xhat, self.inv_std,
                                               w.data if affine else None)
         grads = [Tensor(a if i == 0 else a.reshape(w.shape)) if need else None
                  for i, (a, need) in enumerate(zip(grads, self.needs_input_grad))]
@@ -209,9 +211,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {input.shape}")
-        cuda = cuda_for(input.data)
-        if cuda is not None:  # kernels/norm.cu: two-pass sums in float64, no atomics
-            m, v = (s.reshape(stat_shape) for s in cuda.batch_norm_stats(input.data))
+        kernels = hot_loops(input.data)
+        if kernels is not None:  # Numba or kernels/norm.cu: two-pass sums in float64
+            m, v = (s.reshape(stat_shape) for s in kernels.batch_norm_stats(input.data))
         else:
             m, v = _moments(input.data, axes)
         if running_mean is not None:
@@ -221,7 +223,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_var.data *= 1 - momentum
             running_var.data += (momentum * count / (count - 1)) * v.reshape(C)
         return Normalize.apply(input, *_affine_pair(weight, bias, stat_shape, input),
-                               axes=axes, eps=eps, mean=m, var=v, cuda=cuda)
+                               axes=axes, eps=eps, mean=m, var=v, kernels=kernels)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var "
                          "(or pass training=True to use the batch statistics)")
@@ -572,8 +574,9 @@ class BCEWithLogits(Function):
         if self.reduction == "mean":
             g = g / x.numel()
         gx = gt = None
-        if self.needs_input_grad[0] and cuda_for(x.data) is not None and not is_grad_enabled():
-            gx = Tensor(cuda_for(x.data).bce_with_logits_backward(g.data, x.data, t.data, self.e))
+        k = hot_loops(x.data)  # one pass: Numba, or kernels/elementwise.cu
+        if self.needs_input_grad[0] and k is not None and not is_grad_enabled():
+            gx = Tensor(k.bce_with_logits_backward(g.data, x.data, t.data, self.e))
         elif self.needs_input_grad[0]:
             if is_grad_enabled():
                 s = sigmoid(x)

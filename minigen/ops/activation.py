@@ -1,8 +1,7 @@
 """Activations and the softmax family, each numerically stable where it matters."""
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..backend import get_array_module
-from ..kernels import cuda_for
-from ..tensor import Tensor
+from ..kernels import hot_loops, use_numba
 from .elementwise import _constant, _python_scalar, exp
 from .reduce import _axes, sum
 
@@ -32,25 +31,46 @@ class Tanh(Function):
 
 class ReLU(Function):
     def forward(self, a):
+        if use_numba(a) and hot_loops(a) is not None:  # one pass on every thread (kernels/cpu.py)
+            from ..kernels import cpu
+            return cpu.relu(a)
         return get_array_module(a).maximum(a, 0)
 
     def backward(self, g):
-        return g * _constant(self.inputs[0].data > 0, g)  # relu'(0) = 0, as torch
+        # relu'(x) = 1 for x > 0, else 0 (relu'(0) = 0, as torch): the leaky form with slope 0
+        return LeakyReLUBackward.apply(g, x=self.inputs[0].data, slope=0.0)
 
 
 class LeakyReLU(Function):
     def forward(self, a, negative_slope):
         self.slope = negative_slope
-        if cuda_for(a) is not None:  # one pass on the GPU (kernels/elementwise.cu)
-            return cuda_for(a).leaky_relu(a, negative_slope)
+        k = hot_loops(a)
+        if k is not None:  # one pass: Numba (kernels/cpu.py) or CUDA (kernels/elementwise.cu)
+            return k.leaky_relu(a, negative_slope)
         return get_array_module(a).where(a > 0, a, a * negative_slope)
 
     def backward(self, g):
-        if cuda_for(g.data) is not None and not is_grad_enabled():
-            x = self.inputs[0].data
-            return Tensor(cuda_for(g.data).leaky_relu_backward(g.data, x, self.slope))
-        xp = get_array_module(g.data)
-        return g * _constant(xp.where(self.inputs[0].data > 0, 1.0, self.slope), g)
+        return LeakyReLUBackward.apply(g, x=self.inputs[0].data, slope=self.slope)
+
+
+class LeakyReLUBackward(Function):
+    """dx = g * (1 where x > 0, else slope): the backward of (leaky) ReLU as one op, one pass
+    with the kernels (the array code below makes the mask, casts it, then multiplies).
+
+    Linear in g and diagonal, so it is its own adjoint: its backward is itself with the same
+    x (held fixed -- the derivative of the step x > 0 is 0 almost everywhere), which is what
+    a gradient of a gradient through a ReLU needs."""
+
+    def forward(self, g, x, slope):
+        self.x, self.slope = x, slope
+        k = hot_loops(g)
+        if k is not None:
+            return k.leaky_relu_backward(g, x, slope)
+        xp = get_array_module(g)
+        return g * xp.where(x > 0, 1.0, slope).astype(g.dtype)
+
+    def backward(self, gg):
+        return LeakyReLUBackward.apply(gg, x=self.x, slope=self.slope)
 
 
 class Softplus(Function):

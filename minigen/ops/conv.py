@@ -69,10 +69,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels import hot_loops, use_numba
 from ..tensor import Tensor
-from .shape import reshape
+from .shape import reshape, unbroadcast
 
 
 # ------------------------------------------------------------------ window geometry
@@ -212,55 +213,75 @@ def _gather(x, argmax):
 
 
 # ------------------------------------------------------------------ kernel selection
-def _hot_loops(array):
-    """Where the hot loops run: Numba kernels for NumPy arrays, CUDA kernels for CuPy arrays
-    (or emulated, MINIGEN_KERNELS=emulate), None for the NumPy references (=reference)."""
-    from ..kernels import cuda_for, use_numba
-    if use_numba(array):
-        from ..kernels import cpu
-        return cpu
-    return cuda_for(array)
+
+
+def _one_window(geom):
+    """True when a single window covers the image exactly (kernel = image, no padding, no
+    dilation): DCGAN's projection of z (a 7x7 conv_transpose2d of a 1x1 input) and a critic's
+    last 7x7 conv2d. The columns are then the image itself, as an (N, C*kH*kW) matrix
+    transposed, and im2col / col2im are only that transpose -- the conv is a Linear layer."""
+    return geom.out == (1, 1) and geom.padding == (0, 0) and geom.dilation == (1, 1) and \
+        tuple(geom.kernel) == tuple(geom.image)
 
 
 def im2col(x, geom):
-    k = _hot_loops(x)
+    if _one_window(geom):  # a view of x: no copy at all
+        N, C = x.shape[:2]
+        return x.reshape(N, -1).T.reshape(C, *geom.kernel, N, 1, 1)
+    k = hot_loops(x)
     args = (geom.kernel, geom.stride, geom.padding, geom.dilation, geom.out)
     return k.im2col(x, *args) if k else im2col_reference(x, *args)
 
 
 def col2im(cols, geom):
-    k = _hot_loops(cols)
+    if _one_window(geom):  # one transposing copy (no sums: every pixel is in one window)
+        C, N = cols.shape[0], cols.shape[3]
+        xp = get_array_module(cols)
+        return xp.ascontiguousarray(cols.reshape(-1, N).T).reshape(N, C, *geom.image)
+    k = hot_loops(cols)
     args = (geom.image, geom.kernel, geom.stride, geom.padding, geom.dilation)
     return k.col2im(cols, *args) if k else col2im_reference(cols, *args)
 
 
 def _max_pool_forward(x, geom):
-    k = _hot_loops(x)
+    k = hot_loops(x)
     args = (geom.kernel, geom.stride, geom.padding, geom.out)
     return k.max_pool2d_forward(x, *args) if k else max_pool2d_forward_reference(x, *args)
 
 
 def _max_pool_backward(g, argmax, geom):
-    k = _hot_loops(g)
+    k = hot_loops(g)
     args = (argmax, geom.image, geom.kernel, geom.stride, geom.padding)
     return k.max_pool2d_backward(g, *args) if k else max_pool2d_backward_reference(g, *args)
 
 
 # ------------------------------------------------------------------ the three GEMMs
+def _swap_batch_and_channels(a):
+    """(A, B, ...) -> a contiguous (B, A, ...): between the GEMMs' (O, N*oH*oW) layout and
+    the images' (N, O, oH, oW)."""
+    A, B = a.shape[:2]
+    a3 = a.reshape(A, B, -1)
+    if use_numba(a):  # a copy on every thread (kernels/cpu.py)
+        from ..kernels import cpu
+        out = cpu.swap01(a3)
+    else:
+        out = get_array_module(a).ascontiguousarray(a3.transpose(1, 0, 2))
+    return out.reshape(B, A, *a.shape[2:])
+
+
 def _conv(x, w, geom, cols):
     """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O);
     ``cols`` is im2col(x)."""
     N, O = x.shape[0], w.shape[0]
     y = w.reshape(O, -1) @ cols.reshape(-1, N * geom.out[0] * geom.out[1])
-    return get_array_module(y).ascontiguousarray(
-        y.reshape(O, N, *geom.out).transpose(1, 0, 2, 3))
+    return _swap_batch_and_channels(y.reshape(O, N, *geom.out))
 
 
 def _conv_transpose(g, w, geom):
     """conv_transpose2d on arrays: cols = w^T(C*kH*kW, O) @ g(O, N*oH*oW), then col2im."""
     N, O = g.shape[:2]
     C = w.shape[1]
-    g_mat = g.transpose(1, 0, 2, 3).reshape(O, -1)
+    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
     cols = w.reshape(O, -1).T @ g_mat
     return col2im(cols.reshape(C, *geom.kernel, N, *geom.out), geom)
 
@@ -271,7 +292,7 @@ def _conv_weight(x, g, geom, cols):
     N, C = x.shape[:2]
     O = g.shape[1]
     cols = cols.reshape(C * geom.kernel[0] * geom.kernel[1], -1)
-    g_mat = g.transpose(1, 0, 2, 3).reshape(O, -1)
+    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
     return (g_mat @ cols.T).reshape(O, C, *geom.kernel)
 
 
@@ -414,7 +435,31 @@ def _add_bias(y, bias, op):
         raise ValueError(f"{op}: bias must be a Tensor of shape ({y.shape[1]},), got "
                          f"{getattr(bias, 'shape', type(bias).__name__)}")
     _check_same_kind(y, bias, op, "bias")
-    return y + reshape(bias, (1, -1, 1, 1))
+    return ChannelBias.apply(y, bias)
+
+
+class ChannelBias(Function):
+    """y + bias[c] on every pixel of channel c: a convolution's bias, as one op.
+
+    It is ``y + reshape(bias, (1, C, 1, 1))``, whose broadcasting add and (in the backward)
+    sum over the batch and the pixels NumPy runs in several short strided passes; the Numba
+    kernels do each in one pass. Gradients: dy = g, dbias = g summed over all dims but 1."""
+
+    def forward(self, y, bias):
+        if use_numba(y):
+            from ..kernels import cpu
+            return cpu.channel_bias(y, bias)
+        return y + bias.reshape(1, -1, *(1,) * (y.ndim - 2))
+
+    def backward(self, g):
+        gb = None
+        if self.needs_input_grad[1]:
+            if use_numba(g.data) and not is_grad_enabled():
+                from ..kernels import cpu
+                gb = Tensor(cpu.channel_sum(g.data))
+            else:  # differentiable (create_graph), or on CuPy / the reference path
+                gb = unbroadcast(g, (1, g.shape[1]) + (1,) * (g.ndim - 2)).reshape(g.shape[1])
+        return g, gb
 
 
 def _check_fits(x, kernel, padding, dilation, op):

@@ -19,6 +19,7 @@ import numpy as np
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..backend import get_array_module
+from ..kernels import use_numba
 from ..tensor import Tensor
 
 
@@ -251,6 +252,13 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * x
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        bias_correction1 = 1 - beta1 ** t
+        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
+        if not group["amsgrad"] and _fused(x, m, v):  # the passes below, as one (kernels/cpu.py)
+            from ..kernels import cpu
+            cpu.adam_update(x, g, m, v, beta1, beta2, eps, bias_correction1,
+                            bias_correction2_sqrt, lr)
+            return
         xp.subtract(g, m, out=tmp)          # first moment, as torch's lerp: m + (1-b1)(g - m)
         tmp *= 1 - beta1
         m += tmp
@@ -260,14 +268,18 @@ class Adam(Optimizer):
         v += tmp
         if group["amsgrad"]:
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
         xp.sqrt(v, out=tmp)                 # denominator sqrt(v_hat) + eps ...
         tmp /= bias_correction2_sqrt
         tmp += eps
         xp.divide(m, tmp, out=tmp)          # ... then the step m / denominator
         tmp *= lr / bias_correction1
         x -= tmp
+
+
+def _fused(*arrays):
+    """True when the Numba kernels can update these arrays in place: NumPy, kernels on,
+    contiguous (a flat view of each is the array itself)."""
+    return all(use_numba(a) and a.flags.c_contiguous for a in arrays)
 
 
 class AdamW(Adam):
