@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from test_gan_cli import _png, assert_same_checkpoints
-from test_vae_cli import _one_line_error, data_dir  # noqa: F401  (64 tiny IDX images)
+from test_gan_cli import _png
+from test_vae_cli import _one_line_error, assert_same_checkpoints, data_dir  # noqa: F401
 
 import minigen as mg
 from minigen.cli import main

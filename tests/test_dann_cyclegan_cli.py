@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from test_gan_cli import _flat, _png
-from test_vae_cli import _one_line_error, data_dir  # noqa: F401  (64 tiny IDX images)
+from test_gan_cli import _png
+from test_vae_cli import _one_line_error, assert_same_checkpoints, data_dir  # noqa: F401
 
 import minigen as mg
 from minigen.cli import main
@@ -36,16 +36,6 @@ def _interrupted(monkeypatch, module, model, out, *args, epochs=2):
     with monkeypatch.context() as m:
         m.setattr(module, "train_epoch", train_epoch)
         assert _train(model, out, *args, epochs=epochs) == 130
-
-
-def _assert_same_checkpoints(a_path, b_path):
-    a, b = _flat(load(str(a_path / "checkpoint.npz"))), _flat(load(str(b_path / "checkpoint.npz")))
-    assert a.keys() == b.keys()
-    for key in a:
-        if key != "history":
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
 
 
 # ------------------------------------------------------------------ DANN
@@ -78,7 +68,7 @@ def test_dann_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeypatch, caps
     _interrupted(monkeypatch, dann, "dann", stopped, *fast)
     assert _train("dann", stopped, *fast, "--resume") == 0
     assert "resuming" in capsys.readouterr().out
-    _assert_same_checkpoints(straight, stopped)
+    assert_same_checkpoints(straight, stopped)
     assert _train("dann", stopped, *fast, "--resume", "--shift", "invert") == 2
     _one_line_error(capsys, "shift 'texture' (now 'invert')")
 
@@ -144,7 +134,7 @@ def test_cyclegan_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeypatch, 
     _interrupted(monkeypatch, cyclegan, "cyclegan", stopped, *fast)
     assert _train("cyclegan", stopped, *fast, "--resume") == 0
     assert "resuming" in capsys.readouterr().out
-    _assert_same_checkpoints(straight, stopped)
+    assert_same_checkpoints(straight, stopped)
     state = load(str(stopped / "checkpoint.npz"))
     assert len(state["pools"]["fake_x"]["images"]) == 3       # the pools were carried over
     assert _train("cyclegan", stopped, *fast, "--resume") == 0

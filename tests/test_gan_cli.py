@@ -8,7 +8,7 @@ import pytest
 import minigen as mg
 from minigen.cli import main
 from minigen.serialization import load
-from test_vae_cli import _one_line_error, data_dir  # noqa: F401  (64 tiny IDX images)
+from test_vae_cli import _one_line_error, assert_same_checkpoints, data_dir  # noqa: F401
 
 TINY_DCGAN = ["--dataset", "fashion-mnist", "--latent", "8", "--width", "4", "--batch-size", "16"]
 TINY_TOY = ["--dataset", "ring", "--subset", "1800", "--batch-size", "256", "--width", "8",
@@ -17,30 +17,6 @@ TINY_TOY = ["--dataset", "ring", "--subset", "1800", "--batch-size", "256", "--w
 
 def _train(out, *args, epochs=1):
     return main(["train", "gan", "--out", str(out), "--epochs", str(epochs), *args])
-
-
-def _flat(state, prefix=""):
-    """Nested checkpoint (dicts and lists) -> {path: array} for bit-for-bit comparison."""
-    items = state.items() if isinstance(state, dict) else enumerate(state)
-    out = {}
-    for key, value in items:
-        if isinstance(value, (dict, list)):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = np.asarray(value)
-    return out
-
-
-def assert_same_checkpoints(run_a, run_b):
-    """The checkpoints of two runs equal bit for bit (the history: but for the timings)."""
-    a = _flat(load(str(run_a / "checkpoint.npz")))
-    b = _flat(load(str(run_b / "checkpoint.npz")))
-    assert a.keys() == b.keys()
-    for key in a:
-        if key != "history":
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
 
 
 def _png(path):

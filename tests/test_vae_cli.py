@@ -76,14 +76,26 @@ def _checkpoint(folder):
 
 
 def _flat(state, prefix=""):
-    """Nested checkpoint -> {path: array} for bit-for-bit comparison."""
+    """Nested checkpoint (dicts and lists) -> {path: array} for bit-for-bit comparison."""
+    items = state.items() if isinstance(state, dict) else enumerate(state)
     out = {}
-    for key, value in state.items():
-        if isinstance(value, dict):
+    for key, value in items:
+        if isinstance(value, (dict, list)):
             out.update(_flat(value, f"{prefix}{key}/"))
         else:
-            out[prefix + key] = np.asarray(value)
+            out[f"{prefix}{key}"] = np.asarray(value)
     return out
+
+
+def assert_same_checkpoints(run_a, run_b):
+    """The checkpoints of two runs equal bit for bit (the history: but for the timings)."""
+    a, b = _flat(_checkpoint(run_a)), _flat(_checkpoint(run_b))
+    assert a.keys() == b.keys()
+    for key in a:
+        if key != "history":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
 
 
 def test_resume_continues_bit_for_bit(data_dir, tmp_path, capsys):
@@ -93,13 +105,7 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path, capsys):
     assert _train(stopped, *fast, epochs=1) == 0
     assert _train(stopped, *fast, "--resume", epochs=2) == 0
     assert "resuming" in capsys.readouterr().out
-    a, b = _flat(_checkpoint(straight)), _flat(_checkpoint(stopped))
-    assert a.keys() == b.keys()
-    for key in a:
-        if key != "history":
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(json.loads(str(a["history"]))) == strip(json.loads(str(b["history"])))
+    assert_same_checkpoints(straight, stopped)
     assert len(json.loads((stopped / "metrics.json").read_text())) == 2
     # a finished run resumed again has nothing left to do
     assert _train(stopped, *fast, "--resume", epochs=2) == 0
