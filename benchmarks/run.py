@@ -133,8 +133,12 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {known()})")
     parser.add_argument("--out", default=RESULTS, help="folder of the result files")
     parser.add_argument("--no-plot", action="store_true", help="do not redraw the chart")
-    parser.add_argument("--readme", nargs="?", const=os.path.join(ROOT, "README.md"),
-                        help="rewrite the benchmark table of README.md (or of this file)")
+    # a plain flag: with an optional value, `run.py --readme classical` took the benchmark's
+    # name for the README's path
+    parser.add_argument("--readme", action="store_true",
+                        help="rewrite the benchmark table of README.md (of --readme-file)")
+    parser.add_argument("--readme-file", default=os.path.join(ROOT, "README.md"),
+                        help="the file whose table --readme rewrites (default README.md)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in known()]
     if unknown:
@@ -158,8 +162,8 @@ def main(argv=None):
     if not args.no_plot:
         print(f"chart: {os.path.relpath(plot.chart(args.out))}")
     if args.readme:
-        plot.update_readme(args.readme, path)
-        print(f"table: {os.path.relpath(args.readme)}")
+        plot.update_readme(args.readme_file, path)
+        print(f"table: {os.path.relpath(args.readme_file)}")
     return path
 
 

@@ -68,7 +68,8 @@ def test_run_records_a_fake_benchmark(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{plot.START}\nold table\n{plot.END}\noutro\n")
     out = tmp_path / "results"
-    first = bench_run.main(["fake", "--out", str(out), "--readme", str(readme)])
+    # --readme before the names: a flag, it must not take "fake" for the README's path
+    first = bench_run.main(["--readme", "fake", "--out", str(out), "--readme-file", str(readme)])
     doc = json.loads(open(first).read())
 
     assert [r["case"] for r in doc["rows"]] == ["tiny product", "no goal"]
