@@ -133,7 +133,7 @@ def print_table(rows, peer="torch", goals=None):
             rate = (f"{r['gflops']:>9.1f}{r['ceiling_gflops']:>9.1f}{r['of_ceiling']:>7.0%}"
                     if "gflops" in r else " " * 25)
         print(f"{r['case']:<{width}}{r['minigen_ms']:>12.2f}{r['peer_ms']:>12.2f}"
-              f"{r['ratio']:>8.3g}{rate}  {verdict}")
+              f"{r['ratio']:>#8.3g}{rate}  {verdict}")
     print(f"(ratio = median over alternating pairs of minigen time / {peer} time; "
           f"times are medians, for orientation only" +
           ("; GFLOP/s: minigen's matrix-product work per second, ceiling: NumPy's own matmul "

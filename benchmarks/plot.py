@@ -57,7 +57,7 @@ def chart(folder=RESULTS, path=None):
     base = 0.5 * min(ratios + [rows[i]["goal"] for i in goal_y] + [1.0])
     bars.barh(y, [q - base for q in ratios], left=base, color=colours, alpha=0.8)
     for i, r in enumerate(rows):
-        text = f" {r['ratio']:.3g}" + (f"  ({r['of_ceiling']:.0%} of GEMM ceiling)"
+        text = f" {r['ratio']:#.3g}" + (f"  ({r['of_ceiling']:.0%} of GEMM ceiling)"
                                        if r.get("of_ceiling") is not None else "")
         bars.text(r["ratio"], i, text, va="center", fontsize=7)
     bars.scatter([rows[i]["goal"] for i in goal_y], goal_y, marker="|", s=400, color="black",
@@ -129,7 +129,7 @@ def readme_table(doc, source):
         rate = "" if r.get("gflops") is None else \
             f"{r['gflops']:.1f} ({r['ceiling_gflops']:.1f}, {r['of_ceiling']:.0%})"
         lines.append(f"| {r['benchmark']} | {r['case']} vs {r.get('peer', '?')} | "
-                     f"{r['ratio']:.3g} | {goal} | {verdict} | {_number(r.get('minigen_ms'), '.1f')}"
+                     f"{r['ratio']:#.3g} | {goal} | {verdict} | {_number(r.get('minigen_ms'), '.1f')}"
                      f" | {_number(r.get('peer_ms'), '.1f')} | {rate} |")
     return "\n".join(lines)
 

@@ -96,7 +96,7 @@ def test_run_records_a_fake_benchmark(tmp_path, monkeypatch):
     assert [p for p, _ in plot.history(str(out))] == [first, second]
     plot.main(["--results", str(out), "--readme", str(readme)])
     assert os.path.basename(second) in readme.read_text()
-    assert "| 2 |" in readme.read_text()
+    assert "| 2.00 |" in readme.read_text()  # trailing zeros kept: 1.00 against a goal of 1
 
 
 def test_a_missed_goal_and_a_ceiling_goal_are_recorded():
