@@ -10,8 +10,8 @@ import minigen as mg
 from minigen.models import vaegan
 from minigen.models.gan import DCGANDiscriminator
 from minigen.models.vae import ConvVAE
-from minigen.models.vaegan import (decoder_gan_loss, feature_nll, gan_value_loss,
-                                   train_step)
+from minigen.models.vaegan import (decoder_gan_loss, equilibrium_updates, feature_nll,
+                                   gan_value_loss, train_step)
 from minigen.optim import Adam
 
 SHAPE = (1, 8, 8)   # the smallest images both networks take (sides divisible by 4)
@@ -76,6 +76,23 @@ def test_llike_gradient_through_the_discriminator_features():
     assert mg.gradgradcheck(f, [leaf(np.random.default_rng(3).random((2, 64)))])
 
 
+def test_llike_does_not_depend_on_the_prior_samples():
+    """L_llike compares x and x~ only. With a batch-norm Dis, a Dis_l pass that also holds x_p
+    normalises by x_p's statistics too, and the decoder learns to blow x_p up to squeeze the
+    feature differences (the collapse of the samples this test was written for)."""
+    vae, dis = _tiny(norm="batch")
+    rng = np.random.default_rng(6)
+    x, xr = mg.tensor(rng.random((4, 64))), mg.tensor(rng.random((4, 64)))
+    mu, logvar = mg.tensor(rng.standard_normal((4, 3))), mg.tensor(rng.standard_normal((4, 3)))
+    xp = leaf(rng.random((4, 64)))
+    losses = vaegan.autoencoder_losses(vae, dis, x, mu, logvar, xr, xp, gamma=0.5)
+    (g,) = mg.grad(losses["llike"], [xp], allow_unused=True)
+    assert g is None or np.abs(g.numpy()).max() == 0.0
+    far = vaegan.autoencoder_losses(vae, dis, x, mu, logvar, xr, xp * 100.0, gamma=0.5)
+    assert far["llike"].item() == losses["llike"].item()
+    assert far["gan_g"].item() != losses["gan_g"].item()    # x_p does reach the GAN term
+
+
 # ------------------------------------------------------------------ which loss reaches what
 def _tiny(seed=0, norm="batch"):
     mg.manual_seed(seed)
@@ -91,8 +108,7 @@ def _grads_of(loss, params):
 
 def test_each_network_gets_the_gradient_of_its_own_loss():
     """The gradients train_step hands to the optimizers, against the formulas of Algorithm 1
-    built by hand from the same forward pass (norm "none": one pass or two give the same
-    numbers): encoder <- d(L_prior + L_llike), decoder <- d(gamma L_llike + GAN term),
+    built by hand from the same forward passes: encoder <- d(L_prior + L_llike), decoder <- d(gamma L_llike + GAN term),
     Dis <- d(-L_GAN); the GAN term never reaches the encoder."""
     gamma, rng = 0.3, np.random.default_rng(4)
     x = mg.tensor(rng.random((4, 64)))
@@ -103,10 +119,10 @@ def test_each_network_gets_the_gradient_of_its_own_loss():
     mu, logvar = vae.encode(x)
     z = mu + (0.5 * logvar).exp() * eps
     xr, xp = vae.decode(z).sigmoid(), vae.decode(zp).sigmoid()
-    feats = dis.features(mg.cat([x, xr, xp], dim=0))
-    logits = dis.head(feats).reshape(12)
+    feats = dis.features(mg.cat([x, xr], dim=0))
+    logits = dis(mg.cat([x, xr, xp], dim=0))
     prior = 0.5 * (mu * mu + logvar.exp() - 1 - logvar).sum(dim=1).mean()
-    llike = feature_nll(feats[:4], feats[4:8])
+    llike = feature_nll(feats[:4], feats[4:])
     gan_g = decoder_gan_loss(logits[4:8], logits[8:])
     gan_d = gan_value_loss(logits[:4], logits[4:8], logits[8:])
     want_enc = [a + b for a, b in zip(_grads_of(prior, enc), _grads_of(llike, enc))]
@@ -157,9 +173,11 @@ def _torch_convvae(torch, vae):
     return TorchConvVAE()
 
 
-def _torch_step(torch, vae, dis, opts, x, eps, zp, gamma):
+def _torch_step(torch, vae, dis, opts, x, eps, zp, gamma, margin=None):
     """Algorithm 1 in torch: Dis on detached x~ and x_p, then Dis frozen, each network's
-    gradient of its own loss, then the three updates."""
+    gradient of its own loss, then the three updates -- the decoder's and Dis's skipped by the
+    reference implementation's balance rule when ``margin`` is given. Returns which of
+    (decoder, Dis) updated."""
     F = torch.nn.functional
     bce = F.binary_cross_entropy_with_logits
     n = len(x)
@@ -168,16 +186,23 @@ def _torch_step(torch, vae, dis, opts, x, eps, zp, gamma):
     xp = torch.sigmoid(vae.decode(zp))
     dparams = list(dis.parameters())
     logits = dis(torch.cat([x, xr.detach(), xp.detach()]))
-    d_loss = (bce(logits[:n], torch.ones(n, dtype=x.dtype)) +
-              bce(logits[n:2 * n], torch.zeros(n, dtype=x.dtype)) +
-              bce(logits[2 * n:], torch.zeros(n, dtype=x.dtype)))
+    real_cost = bce(logits[:n], torch.ones(n, dtype=x.dtype))
+    fake_costs = (bce(logits[n:2 * n], torch.zeros(n, dtype=x.dtype)),
+                  bce(logits[2 * n:], torch.zeros(n, dtype=x.dtype)))
+    d_loss = real_cost + fake_costs[0] + fake_costs[1]
+    costs = (real_cost.item(), (fake_costs[0].item() + fake_costs[1].item()) / 2)
+    update = [True, True]                                   # decoder, Dis
+    if margin is not None:
+        update = [max(costs) <= 0.68 + margin, min(costs) >= 0.68 - margin]
+        if not any(update):
+            update = [True, True]
     d_grads = torch.autograd.grad(d_loss, dparams)
     for p in dparams:
         p.requires_grad_(False)
-    feats = dis.features(torch.cat([x, xr, xp]))
-    logits = dis.head(feats).reshape(3 * n)
+    feats = dis.features(torch.cat([x, xr]))          # Dis_l of x and x~ only
+    logits = dis(torch.cat([x, xr, xp])).reshape(3 * n)
     prior = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum(1).mean()
-    llike = (0.5 * (feats[:n] - feats[n:2 * n]) ** 2 + 0.5 * math.log(2 * math.pi)).sum(1).mean()
+    llike = (0.5 * (feats[:n] - feats[n:]) ** 2 + 0.5 * math.log(2 * math.pi)).sum(1).mean()
     gan_g = bce(logits[n:2 * n], torch.ones(n, dtype=x.dtype)) + \
         bce(logits[2 * n:], torch.ones(n, dtype=x.dtype))
     enc = [p for k, p in vae.named_parameters() if k.split(".")[0] in ConvVAE.ENCODER_LAYERS]
@@ -189,11 +214,15 @@ def _torch_step(torch, vae, dis, opts, x, eps, zp, gamma):
     for params, grads in ((enc, e_grads), (dec, g_grads), (dparams, d_grads)):
         for p, g in zip(params, grads):
             p.grad = g
-    for opt in opts:
-        opt.step()
+    for opt, on in zip(opts, (True, *update)):
+        if on:
+            opt.step()
+    return tuple(update)
 
 
-def run_twins(steps=3, gamma=0.3):
+def run_twins(steps=3, gamma=0.3, margin=None, skipped=None):
+    """Train the twins side by side; the worst relative difference of their weights after.
+    ``skipped`` (a list) collects the steps where the torch twin rested the decoder or Dis."""
     torch = pytest.importorskip("torch", reason="torch not installed: PyTorch parity not checked")
     from minigen.models.gan.torch_twin import copy_weights, dcgan_pair
     vae, dis = _tiny(seed=1)
@@ -215,9 +244,12 @@ def run_twins(steps=3, gamma=0.3):
         for _ in range(steps):
             x, eps, zp = rng.random((4, 64)), rng.standard_normal((4, 3)), \
                 rng.standard_normal((4, 3))
-            train_step(vae, dis, *ours, mg.tensor(x), gamma, "ns", mg.tensor(eps), mg.tensor(zp))
+            train_step(vae, dis, *ours, mg.tensor(x), gamma, "ns", mg.tensor(eps), mg.tensor(zp),
+                       margin=margin)
             T = torch.from_numpy
-            _torch_step(torch, t_vae, t_dis, theirs, T(x), T(eps), T(zp), gamma)
+            done = _torch_step(torch, t_vae, t_dis, theirs, T(x), T(eps), T(zp), gamma, margin)
+            if skipped is not None and not all(done):
+                skipped.append(done)
     finally:
         torch.set_num_threads(threads)
     worst = 0.0
@@ -243,3 +275,30 @@ def test_the_parity_check_catches_a_decoder_loss_without_gamma(monkeypatch):
 
     monkeypatch.setattr(vaegan, "autoencoder_losses", no_gamma)
     assert run_twins(steps=2) > 1e-6
+
+
+# ------------------------------------------------------------------ balancing the game
+def test_equilibrium_rule_exact():
+    """Dis rests while it wins (a cost below 0.68 - margin), the decoder while it loses (a
+    cost above 0.68 + margin), both update if both would rest; no margin: both always."""
+    m = 0.35
+    assert equilibrium_updates(0.7, 0.6, m) == (True, True)
+    assert equilibrium_updates(0.2, 0.6, m) == (True, False)     # Dis sure of the data
+    assert equilibrium_updates(0.6, 0.1, m) == (True, False)     # ... or of the fakes
+    assert equilibrium_updates(1.2, 0.6, m) == (False, True)     # Dis fooled: decoder rests
+    assert equilibrium_updates(0.6, 1.1, m) == (False, True)
+    assert equilibrium_updates(0.2, 1.2, m) == (True, True)      # both would rest
+    assert equilibrium_updates(0.01, 9.0, None) == (True, True)
+
+
+def test_twins_agree_with_the_balance_rule_and_it_is_exercised():
+    """A tight margin makes the rule rest a network on some of the steps; the weights still
+    equal the torch twin's, which applies the rule written out independently."""
+    skipped = []
+    assert run_twins(steps=4, margin=0.005, skipped=skipped) <= 1e-9
+    assert skipped, "the margin never rested a network: the rule went untested"
+
+
+def test_the_parity_check_catches_a_balance_rule_that_never_rests(monkeypatch):
+    monkeypatch.setattr(vaegan, "equilibrium_updates", lambda *a, **k: (True, True))
+    assert run_twins(steps=4, margin=0.005) > 1e-6

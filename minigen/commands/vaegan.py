@@ -36,7 +36,7 @@ from .gan import _eval_rng
 
 DATASETS = ("fashion-mnist", "mnist")
 RESUME_KEYS = ("dataset", "image_shape", "hidden", "latent", "width", "d_norm", "gamma",
-               "gan_loss", "lr", "betas", "batch_size", "subset")
+               "gan_loss", "margin", "lr", "betas", "batch_size", "subset")
 FIGURES = ("samples.png", "reconstructions.png", "loss_curves.png", "d_outputs.png",
            "vae_terms.png")
 FIGURES_COMPARE = ("vae_vs_vaegan.png",)
@@ -59,6 +59,11 @@ def add_arguments(p):
     p.add_argument("--gan-loss", default="ns", choices=("ns", "minimax"),
                    help="decoder's GAN term: ns (non-saturating, default) or minimax "
                         "(-L_GAN as in Larsen et al.'s Algorithm 1)")
+    p.add_argument("--margin", type=nonnegative, default=0.0,
+                   help="balance the game as Larsen et al.'s reference code does: skip Dis's "
+                        "update while its BCE costs are below 0.68 - margin, the decoder's "
+                        "while above 0.68 + margin (e.g. 0.35; default 0: off, every network "
+                        "updates every step as in Algorithm 1)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=positive, default=2e-4,
                    help="Adam's learning rate of all three networks (default 2e-4)")
@@ -74,7 +79,7 @@ def config_from_args(args, image_shape):
     return {"dataset": args.dataset, "image_shape": list(image_shape),
             "hidden": args.hidden, "latent": args.latent, "width": args.width,
             "d_norm": args.d_norm, "gamma": args.gamma, "gan_loss": args.gan_loss,
-            "lr": args.lr, "betas": list(args.betas or (0.5, 0.999)), "batch_size": args.batch_size,
+            "margin": args.margin, "lr": args.lr, "betas": list(args.betas or (0.5, 0.999)), "batch_size": args.batch_size,
             "subset": args.subset, "seed": args.seed}
 
 
@@ -141,7 +146,8 @@ def train(args):
         dis.train()
         tr, steps = _state.train_batches(
             loader, lambda xb, _, __: train_step(vae, dis, opt_enc, opt_dec, opt_dis, xb.to(device),
-                                             config["gamma"], config["gan_loss"]),
+                                             config["gamma"], config["gan_loss"],
+                                             margin=config.get("margin") or None),
             trace, steps, n, f"epoch {n}/{args.epochs}",
             {"KL": ("prior", "{:.1f}"), "llike": ("llike", "{:.0f}"), "D": ("gan_d", "{:.3f}"),
              "G": ("gan_g", "{:.3f}")})
