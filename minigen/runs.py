@@ -131,6 +131,16 @@ def checkpoint_for_resume(run, model, config, keys):
     return state
 
 
+def announce_resume(run, done, epochs):
+    """After ``--resume`` restored ``done`` epochs: True (and says so) when epochs are left to
+    train up to ``epochs``; False, saying there is nothing to do, when the run is finished."""
+    if done >= epochs:
+        print(f"{run.out}: already trained for {done} epochs (--epochs {epochs}); nothing to do")
+        return False
+    print(f"resuming {run.out} after epoch {done}")
+    return True
+
+
 def progress(iterable=None, total=None, desc=None, leave=False):
     """A tqdm progress bar on stderr; silent when stderr is not a terminal (CI logs stay short)."""
     return tqdm(iterable, total=total, desc=desc, leave=leave, dynamic_ncols=True,

@@ -12,7 +12,7 @@ import numpy as np
 
 import minigen as mg
 
-from ..runs import CLIError
+from ..runs import CLIError, announce_resume
 from ._classical import text
 from .gan import _one_line
 
@@ -149,11 +149,8 @@ def start_or_resume(run, args, name, config, keys, loader, modules, optimizers, 
         return 1, 0, {}
     state = restore(run, name, config, keys, loader, modules, optimizers)
     done = int(state["epoch"])
-    if done >= args.epochs:
-        print(f"{run.out}: already trained for {done} epochs (--epochs {args.epochs}); "
-              f"nothing to do")
+    if not announce_resume(run, done, args.epochs):
         return None
-    print(f"resuming {run.out} after epoch {done}")
     return done + 1, int(state["steps"]), trace_from(state)
 
 

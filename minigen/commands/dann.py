@@ -47,7 +47,8 @@ import numpy as np
 import minigen as mg
 
 from ..options import below_one, nonnegative, positive
-from ..runs import CLIError, Run, check_finite_loss, checkpoint_for_resume, progress
+from ..runs import (CLIError, Run, announce_resume, check_finite_loss, checkpoint_for_resume,
+                    progress)
 from . import _state
 from .gan import _one_line, _text
 
@@ -179,11 +180,8 @@ def train(args):
     start = 0
     if args.resume:
         start = _restore(run, trainees, config)
-        if start >= args.epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {args.epochs}); "
-                  f"nothing to do")
+        if not announce_resume(run, start, args.epochs):
             return
-        print(f"resuming {run.out} after epoch {start}")
     else:
         print(_describe(config, trainees[0], data))
 

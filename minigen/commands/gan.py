@@ -30,7 +30,7 @@ import numpy as np
 import minigen as mg
 
 from ..options import below_one, natural, nonnegative, positive
-from ..runs import CLIError, Run, check_finite_loss, progress
+from ..runs import CLIError, Run, announce_resume, check_finite_loss, progress
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist")
 TOY_DATASETS = ("ring", "grid")
@@ -253,11 +253,8 @@ def train(args):
     start = 0
     if args.resume:
         start = _restore(run, G, D, opt_G, opt_D, loader, config, progress_state)
-        if start >= epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {epochs}); "
-                  f"nothing to do")
+        if not announce_resume(run, start, epochs):
             return
-        print(f"resuming {run.out} after epoch {start}")
     else:
         print(_describe(config, epochs, len(loader)))
 

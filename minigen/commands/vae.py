@@ -21,7 +21,7 @@ import numpy as np
 import minigen as mg
 
 from ..options import natural, nonnegative, positive
-from ..runs import CLIError, Run, check_finite_loss, progress
+from ..runs import CLIError, Run, announce_resume, check_finite_loss, progress
 
 DATASETS = ("fashion-mnist", "mnist", "digits")
 # what must match between a checkpoint and the command that resumes it
@@ -129,11 +129,8 @@ def train(args):
     start = 0
     if args.resume:
         start = _restore(run, model, optimizer, loader, config)
-        if start >= args.epochs:
-            print(f"{run.out}: already trained for {start} epochs (--epochs {args.epochs}); "
-                  f"nothing to do")
+        if not announce_resume(run, start, args.epochs):
             return
-        print(f"resuming {run.out} after epoch {start}")
 
     cond = config["num_classes"] > 0
     for epoch in range(start + 1, args.epochs + 1):
