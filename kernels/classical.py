@@ -15,7 +15,7 @@ What pays, and why:
 * the online SOM epoch: a sequential loop over samples (each update changes the weights the
   next winner is chosen from), so NumPy pays interpreter overhead per sample. The kernel
   fuses "update unit j for sample t" with "distance of sample t+1 to unit j" in one pass
-  over the weights, in parallel over units.
+  over the weights, with the distance summed in float32 (eight SIMD lanes) for float32 maps.
 * per-cluster sums (K-means centres, batch SOM): one pass, per-thread partial sums; for
   K-means fused with the arg-min over BLAS's product (``lloyd_from_gram``).
 * RBM: AIS needs ``sum_j softplus(beta * x_ij)`` per chain, accumulated in float64, and a
@@ -87,16 +87,20 @@ def nearest_from_gram(gram, x_sq, w_sq, metric):
 @njit(inline="always")
 def _distance(x, w, metric):
     """One distance of the lecture between two vectors (Euclidean returned squared).
-    Sums run in the vectors' own precision (float32 sums vectorise, mixed ones do not)."""
-    acc = x[0] * 0
+    Euclidean, Manhattan and supremum sum in the vectors' own precision (a float32 sum
+    vectorises eight lanes wide; converting each term to float64 halves that), as NumPy's
+    reference and the CUDA kernel do. The dot product sums in float64, as
+    ``distances.to_one`` and the CUDA kernel do, so near-ties break the same way."""
+    if metric == 1:
+        dot = 0.0
+        for f in range(x.shape[0]):
+            dot += np.float64(x[f]) * np.float64(w[f])
+        return 1.0 - dot
+    acc = x.dtype.type(0)
     if metric == 0:
         for f in range(x.shape[0]):
             t = x[f] - w[f]
             acc += t * t
-    elif metric == 1:
-        for f in range(x.shape[0]):
-            acc += x[f] * w[f]
-        acc = 1.0 - acc
     elif metric == 2:
         for f in range(x.shape[0]):
             acc += abs(x[f] - w[f])
@@ -230,24 +234,53 @@ def _neighbourhood(d2, sigma, kind):
     return 1.0 if d2 <= sigma * sigma else 0.0
 
 
+@njit(inline="always")
+def _move_and_measure(w, x, rate, nxt, metric):
+    """Adaptation of one unit, w += rate (x - w) in place, and the distance d(nxt, w) of the
+    next sample to the moved unit, which the next competition needs.
+
+    Euclidean (the default): one pass over w -- each moved weight is still in a register
+    when its term of ||nxt - w||^2 is added, so w is read and written once per sample
+    instead of read twice. With rate = 0 the pass stores w's values back unchanged.
+    Other metrics: the move, then ``_distance``."""
+    if metric != EUCLIDEAN:
+        if rate != 0.0:
+            for f in range(w.shape[0]):
+                w[f] += rate * (x[f] - w[f])
+        return _distance(nxt, w, metric)
+    acc = w.dtype.type(0)
+    for f in range(w.shape[0]):
+        moved = w[f] + rate * (x[f] - w[f])
+        w[f] = moved
+        t = nxt[f] - moved
+        acc += t * t
+    return acc
+
+
+# fastmath: the sums over features may be reordered (vectorised) and rate * (x - w) + w
+# contracted to one fused multiply-add. Both are fixed by the code, not by the data or the
+# thread count, so a run repeats bit for bit; against the NumPy reference (pairwise sums,
+# two roundings) the weights agree to float32 rounding and the winners exactly (tests).
 @njit(fastmath=True, cache=True)
 def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
     """One pass of online Kohonen learning over ``X[order]``; updates W in place.
 
     For t = 0, 1, ...: winner c = argmin_j d(x_t, w_j), then for every unit j
-    w_j += alpha_t h(d_jc, sigma_t) (x_t - w_j). The loop over units fuses the update
-    for x_t with the distance of x_{t+1} to the freshly updated w_j (one pass over W per
-    sample instead of two). Returns the winner of each presented sample.
+    w_j += alpha_t h(d_jc, sigma_t) (x_t - w_j). Returns the winner of each sample.
+
+    Per sample the cost is one pass over W (K x D): the update for x_t is fused with the
+    distance of x_{t+1} to the freshly updated w_j (``_move_and_measure``); the K rates
+    alpha_t h_jc are computed first, rounded to W's precision as the reference rounds them.
+    Every unit moves, as in the reference and MiniSom (the Gaussian is not truncated).
 
     Serial on purpose: one sample's work (K x D) is too small to share between threads --
     measured, a parallel loop over units per sample was 2-4x slower than this one.
-    fastmath lets the compiler vectorise the sums over features (it may reorder them).
     """
-    k, dim = W.shape
+    k = W.shape[0]
     n = order.shape[0]
     winners = np.empty(n, dtype=np.int64)
     dist = np.empty(k, dtype=np.float64)
-    rate_buf = np.empty(1, dtype=W.dtype)
+    rates = np.empty(k, dtype=W.dtype)
     for j in range(k):
         dist[j] = _distance(X[order[0]], W[j], metric)
     for t in range(n):
@@ -256,19 +289,12 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
             if dist[j] < dist[c]:
                 c = j
         winners[t] = c
-        x = X[order[t]]
-        has_next = t + 1 < n
-        nxt = X[order[t + 1]] if has_next else x
-        a_t = alphas[t]
-        s_t = sigmas[t]
         for j in range(k):
-            rate_buf[0] = a_t * _neighbourhood(grid_d2[c, j], s_t, kind)
-            rate = rate_buf[0]       # alpha h in W's precision, for a vectorised update
-            if rate != 0.0:
-                for f in range(dim):
-                    W[j, f] += rate * (x[f] - W[j, f])
-            if has_next:
-                dist[j] = _distance(nxt, W[j], metric)
+            rates[j] = alphas[t] * _neighbourhood(grid_d2[c, j], sigmas[t], kind)
+        x = X[order[t]]
+        nxt = X[order[t + 1]] if t + 1 < n else x   # the last step's distances go unused
+        for j in range(k):
+            dist[j] = _move_and_measure(W[j], x, rates[j], nxt, metric)
     return winners
 
 

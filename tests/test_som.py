@@ -29,6 +29,30 @@ def test_online_kernel_equals_reference(metric, kind):
     np.testing.assert_allclose(W1, W2, rtol=1e-5, atol=1e-6)
 
 
+
+@pytest.mark.parametrize("sigma", [3.0, 0.0])
+def test_online_kernel_equals_reference_on_long_vectors(sigma):
+    """D = 45 features: the kernel's Euclidean pass runs its vectorised body and a remainder,
+    summing in another order than NumPy and fusing rate * (x - w) + w into one rounding --
+    the winners still agree exactly and the weights to float32 rounding. sigma = 0 (WTA)
+    passes rate 0 to every unit but the winner, which must leave them as they are. The
+    tolerance is tight enough to catch a real slip: alpha off by 1e-4 fails it."""
+    rng = np.random.default_rng(5)
+    X = rng.random((300, 45), dtype=np.float32)
+    som = SOM(6, 7, sigma=sigma, random_state=0).initialise(X, total_epochs=1)
+    steps = np.arange(len(X))
+    order = rng.permutation(len(X))
+    args = (som.grid_d2, som.alpha(steps), som.width(steps), som.metric_code, som._kind)
+    W1, W2, W3 = (som.codebook_.copy() for _ in range(3))
+    win1 = som_online_epoch(X, order, W1, *args)
+    win2 = som_online_epoch_reference(X, order, W2, *args)
+    np.testing.assert_array_equal(win1, win2)
+    np.testing.assert_allclose(W1, W2, rtol=1e-5, atol=1e-6)
+    slipped = (args[0], args[1] * (1 + 1e-4)) + args[2:]
+    som_online_epoch_reference(X, order, W3, *slipped)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(W1, W3, rtol=1e-5, atol=1e-6)
+
 def test_batch_mode_same_with_kernels_and_reference(monkeypatch):
     X = colours(200, seed=3)
     fast = SOM(5, 5, mode="batch", n_epochs=4, random_state=0).fit(X)
