@@ -108,6 +108,13 @@ __device__ inline double neighbourhood(double d2, double sigma, int kind) {
     return d2 <= sigma * sigma ? 1.0 : 0.0;
 }
 
+// The smallest normal number of T (FLT_MIN, DBL_MIN): a rate below it is set to 0, as
+// som.unit_rates does (a subnormal rate moves no weight that matters).
+template <typename T>
+__device__ inline T smallest_normal() {
+    return sizeof(T) == 4 ? (T)1.17549435e-38f : (T)2.2250738585072014e-308;
+}
+
 // dist[j] = d(X[order[t]], W_j): the distances the first winner is chosen from.
 template <typename T>
 __device__ void som_distances(const T* X, const long long* order, long long t, const T* W,
@@ -132,6 +139,7 @@ __device__ void som_update(const T* X, const long long* order, long long t, long
         for (int u = 1; u < total; ++u)
             if (before(dist_in[u], dist_in[c])) c = u;
         T rate = (T)(alphas[t] * neighbourhood(grid_d2[c * total + j], sigmas[t], kind));
+        if (rate < smallest_normal<T>()) rate = T(0);
         const T* x = X + order[t] * D;
         T* w = W + j * D;
         for (int f = 0; f < D; ++f) w[f] += rate * (x[f] - w[f]);

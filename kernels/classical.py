@@ -241,12 +241,13 @@ def _move_and_measure(w, x, rate, nxt, metric):
 
     Euclidean (the default): one pass over w -- each moved weight is still in a register
     when its term of ||nxt - w||^2 is added, so w is read and written once per sample
-    instead of read twice. With rate = 0 the pass stores w's values back unchanged.
-    Other metrics: the move, then ``_distance``."""
+    instead of read twice. Other metrics: the move, then ``_distance``. A unit with rate 0
+    (beyond a bubble, or a subnormal rate flushed to 0, ``som.unit_rates``) is only measured."""
+    if rate == 0.0:
+        return _distance(nxt, w, metric)
     if metric != EUCLIDEAN:
-        if rate != 0.0:
-            for f in range(w.shape[0]):
-                w[f] += rate * (x[f] - w[f])
+        for f in range(w.shape[0]):
+            w[f] += rate * (x[f] - w[f])
         return _distance(nxt, w, metric)
     acc = w.dtype.type(0)
     for f in range(w.shape[0]):
@@ -270,8 +271,9 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
 
     Per sample the cost is one pass over W (K x D): the update for x_t is fused with the
     distance of x_{t+1} to the freshly updated w_j (``_move_and_measure``); the K rates
-    alpha_t h_jc are computed first, rounded to W's precision as the reference rounds them.
-    Every unit moves, as in the reference and MiniSom (the Gaussian is not truncated).
+    alpha_t h_jc are computed first, rounded to W's precision and subnormal ones set to 0, as
+    the reference does (``som.unit_rates``). Every other unit moves, as in the reference and
+    MiniSom (the Gaussian is not truncated).
 
     Serial on purpose: one sample's work (K x D) is too small to share between threads --
     measured, a parallel loop over units per sample was 2-4x slower than this one.
@@ -281,6 +283,7 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
     winners = np.empty(n, dtype=np.int64)
     dist = np.empty(k, dtype=np.float64)
     rates = np.empty(k, dtype=W.dtype)
+    tiny = np.finfo(W.dtype).tiny
     for j in range(k):
         dist[j] = _distance(X[order[0]], W[j], metric)
     for t in range(n):
@@ -291,6 +294,8 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
         winners[t] = c
         for j in range(k):
             rates[j] = alphas[t] * _neighbourhood(grid_d2[c, j], sigmas[t], kind)
+            if rates[j] < tiny:   # subnormal: moves nothing, costs ~100 cycles a use
+                rates[j] = 0.0
         x = X[order[t]]
         nxt = X[order[t + 1]] if t + 1 < n else x   # the last step's distances go unused
         for j in range(k):
