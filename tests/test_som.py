@@ -6,7 +6,7 @@ import pytest
 from minigen.models import SOM
 from minigen.models import distances as D
 from minigen.models.som import (grid_positions, neighbourhood, som_online_epoch,
-                                som_online_epoch_reference)
+                                som_online_epoch_reference, unit_rates)
 
 
 def colours(n=300, seed=0):
@@ -52,6 +52,26 @@ def test_online_kernel_equals_reference_on_long_vectors(sigma):
     som_online_epoch_reference(X, order, W3, *slipped)
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(W1, W3, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("epoch", [som_online_epoch, som_online_epoch_reference])
+def test_subnormal_rates_are_set_to_zero(epoch):
+    """On a 1x40 line with sigma 1 and alpha 0.5 the unit 13 steps from the winner gets
+    rate 0.5 e^-84.5 ~ 1e-37, a normal float32, and moves a zero weight off 0; the unit 14
+    steps away gets 0.5 e^-98 ~ 1e-43, subnormal, which ``unit_rates`` sets to 0, so its
+    zero weight stays 0 -- in the kernel and the reference alike."""
+    line = SOM(1, 40, random_state=0)
+    W = np.zeros((40, 2), np.float32)
+    W[0] = 1.0                                       # the winner for x = (1, 1)
+    X = np.ones((1, 2), np.float32)
+    winners = epoch(X, np.zeros(1, np.int64), W, line.grid_d2, np.array([0.5]),
+                    np.array([1.0]), 0, 0)
+    assert winners[0] == 0
+    assert (W[13] > 0).all() and (W[13] < 1e-36).all()
+    assert (W[14:] == 0).all()
+    rates = unit_rates(0.5, neighbourhood(line.grid_d2[0], 1.0), np.float32)
+    assert rates[13] > 0 and (rates[14:] == 0).all()
+    assert np.float32(0.5 * neighbourhood(line.grid_d2[0, 14], 1.0)) > 0   # without the rule
 
 def test_batch_mode_same_with_kernels_and_reference(monkeypatch):
     X = colours(200, seed=3)
