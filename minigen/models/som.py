@@ -274,23 +274,6 @@ def neighbourhood(d2, sigma, kind="gaussian"):
     return (d2 <= sigma * sigma).astype(np.float64)
 
 
-def unit_rates(alpha, h, dtype):
-    """The learning rates alpha h_jc of the units, rounded to the map's precision, with
-    subnormal values (below the smallest normal number, 2^-126 in float32) set to 0; the
-    Numba and CUDA kernels do the same.
-
-    Such a rate moves no weight that matters: |rate (x - w)| < 2^-126 |x - w| is under half
-    an ulp of w unless |w| < 2^-101 |x - w| (float32), a weight that is already ~0. But on
-    x86 every SIMD instruction with a subnormal operand takes a microcode assist (~100
-    cycles): late in an epoch (sigma ~ 1 on a 20x20 map) 1-2 % of the rates are subnormal,
-    and they made the Numba kernel's updates 1.7x slower (measured). MiniSom's float64
-    Gaussian has no subnormal values on such maps, so the comparison stays the same
-    algorithm."""
-    rate = np.asarray(alpha * np.asarray(h), dtype=dtype)
-    rate[rate < np.finfo(dtype).tiny] = 0
-    return rate
-
-
 def initial_codebook(X, k, init, rng, positions=None):
     xp = get_array_module(X)
     if init == "sample":
@@ -323,8 +306,27 @@ def som_online_epoch(X, order, W, grid_d2, alphas, sigmas, metric, kind):
     return som_online_epoch_reference(X, order, W, grid_d2, alphas, sigmas, metric, kind)
 
 
+def unit_rates(alpha, h, dtype):
+    """The learning rates alpha h_jc of the units, rounded to the map's precision, with
+    subnormal values (below the smallest normal number, 2^-126 in float32) set to 0; the
+    Numba and CUDA kernels do the same.
+
+    Such a rate moves no weight that matters: |rate (x - w)| < 2^-126 |x - w| is under half
+    an ulp of w unless |w| < 2^-101 |x - w| (float32), a weight that is already ~0. But on
+    x86 every SIMD instruction with a subnormal operand takes a microcode assist (~100
+    cycles): in an epoch of the benchmark (20x20 map, sigma 10 -> 1) 1.4 % of the rates are
+    subnormal, all once sigma is small, and they made the Numba kernel's updates 1.7x
+    slower (measured). MiniSom's float64
+    Gaussian has no subnormal values on such maps, so the comparison stays the same
+    algorithm."""
+    rate = np.asarray(alpha * np.asarray(h), dtype=dtype)
+    rate[rate < np.finfo(dtype).tiny] = 0
+    return rate
+
+
 def som_online_epoch_reference(X, order, W, grid_d2, alphas, sigmas, metric, kind):
-    """The lecture's loop, one sample at a time, in NumPy."""
+    """The lecture's loop, one sample at a time, in NumPy (the rates alpha h_jc as
+    ``unit_rates`` gives them, in W's precision)."""
     xp = get_array_module(W)
     name = distances.METRICS[metric]
     winners = np.empty(len(order), dtype=np.int64)
