@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from ..kernels import cuda_for
+from ..kernels import cuda_for, use_numba
 from ._checks import as_data_matrix
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
@@ -468,13 +468,20 @@ def ais_betas(n_betas=10000):
 
 # ---------------------------------------------------------------------- elementwise
 def bernoulli(pre, bias, rng):
-    """(sigma(pre + bias), a 0/1 draw from it) in the dtype of ``pre``. Uniforms come from
-    the seeded NumPy generator, so every path draws the same sample."""
-    xp = get_array_module(pre)
-    u = rng.random(pre.shape, dtype=np.float32)
+    """(sigma(pre + bias), a 0/1 draw from it) in the dtype of ``pre``. The uniforms come
+    from the seeded NumPy generator (``random_bits``), so every path draws the same sample."""
+    bits = random_bits(rng, pre.shape)
     if cuda_for(pre) is not None:  # kernels/classical.cu
-        return cuda_for(pre).sigmoid_bernoulli(pre, bias, xp.asarray(u))
-    return bernoulli_reference(pre, bias, xp.asarray(u))
+        xp = get_array_module(pre)
+        return cuda_for(pre).sigmoid_bernoulli(pre, bias, xp.asarray(uniforms(bits)))
+    if use_numba(pre):  # kernels/classical.py: the passes after the exp, fused
+        from ..kernels.classical import sigmoid_bernoulli
+        e = _exp_neg_sum(pre, bias)
+        probs, sample = np.empty(pre.shape, pre.dtype), np.empty(pre.shape, pre.dtype)
+        sigmoid_bernoulli(e.reshape(-1), bits.reshape(-1), probs.reshape(-1),
+                          sample.reshape(-1))
+        return probs, sample
+    return bernoulli_reference(pre, bias, uniforms(bits))
 
 
 def bernoulli_reference(pre, bias, u):
@@ -483,6 +490,31 @@ def bernoulli_reference(pre, bias, u):
     sample = xp.empty_like(probs)
     xp.less(u, probs, out=sample)   # 1[u < p], written as 0.0 / 1.0
     return probs, sample
+
+
+def random_bits(rng, shape):
+    """32 random bits per element (uint32 array of ``shape``) from the generator ``rng``.
+
+    The draws compare against u = (bits >> 8) / 2^24 (``uniforms``): the very float32
+    uniforms ``rng.random(shape, dtype=np.float32)`` returns, which NumPy makes from the
+    generator's 64-bit outputs a 32-bit half at a time, low half first. Taking the 64-bit
+    words whole (``random_raw``) costs 60 us against 99 us for a (64, 784) batch (measured,
+    PCG64): the uniforms were ~9 % of a training epoch. Other generators -- MT19937, whose
+    raw words hold 32 random bits in 64, or a stand-in such as the exercises' -- go through
+    ``integers``."""
+    if not isinstance(getattr(rng, "bit_generator", None), _WORDS_OF_64_BITS):
+        return rng.integers(0, 2 ** 32, size=shape, dtype=np.uint32)
+    n = math.prod(shape)
+    return rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
+
+
+_WORDS_OF_64_BITS = (np.random.PCG64, np.random.PCG64DXSM, np.random.SFC64, np.random.Philox)
+
+
+def uniforms(bits):
+    """Float32 uniforms in [0, 1) from 32 random bits each: the top 24 bits / 2^24 (exact;
+    float32 has a 24-bit significand), NumPy's own float32 ``random``."""
+    return (bits >> 8).astype(np.float32) * np.float32(2.0 ** -24)
 
 
 def sigmoid_bias(pre, bias):
@@ -494,20 +526,26 @@ def sigmoid_bias(pre, bias):
 def sigmoid_bias_reference(pre, bias):
     """sigma(pre + bias) = 1 / (1 + exp(-(pre + bias))) in the dtype of ``pre``.
 
-    Four ufunc passes in place in one buffer (-(pre + bias) computed as (-bias) - pre: the
-    same bits, IEEE rounding being symmetric in sign). This is also the CPU's fast path: NumPy's
-    SIMD exp costs ~0.4 ns per float32 against ~3.7 ns for the scalar exp a Numba loop
-    calls, so the passes beat a fused Numba kernel 2.5x on (64, 784) (measured; the kernel
-    was removed), and no kernel means nothing to keep equal to this."""
+    Four ufunc passes in place in one buffer. This is also the CPU's fast path for the
+    probabilities alone: NumPy's SIMD exp costs ~0.4 ns per float32 against ~3.7 ns for the
+    scalar exp a Numba loop calls (a fused Numba sigmoid was 2.5x slower on (64, 784),
+    measured). With a draw, ``bernoulli`` keeps the exp here and fuses what follows it."""
+    z = _exp_neg_sum(pre, bias)
+    z += 1.0
+    get_array_module(z).reciprocal(z, out=z)
+    return z.astype(pre.dtype, copy=False)
+
+
+def _exp_neg_sum(pre, bias):
+    """exp(-(pre + bias)) in a new buffer of dtype result_type(pre, bias): two ufunc passes,
+    -(pre + bias) computed as (-bias) - pre (the same bits, IEEE rounding being symmetric in
+    sign). exp overflows harmlessly to inf (sigma = 0) for very negative pre + bias."""
     xp = get_array_module(pre)
     z = xp.empty(pre.shape, dtype=xp.result_type(pre, bias))
     xp.subtract(-bias, pre, out=z)
-    # exp overflows harmlessly to inf (sigma = 0) for very negative z; silence the warning
     with np.errstate(over="ignore"):
         xp.exp(z, out=z)
-    z += 1.0
-    xp.reciprocal(z, out=z)
-    return z.astype(pre.dtype, copy=False)
+    return z
 
 
 def _kernels():
