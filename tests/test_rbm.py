@@ -109,6 +109,25 @@ def test_random_bits_give_numpys_own_float32_uniforms(shape):
     assert (mt >= 2 ** 31).mean() == pytest.approx(0.5, abs=0.05)   # the top bit is random
 
 
+def test_one_product_gradient_is_the_two_phase_formula():
+    """_apply_gradient's [v0; vk]^T s[ph0; phk], s^T [v0; vk] and 1^T s[ph0; phk] are the
+    textbook lr (v0^T ph0 - vk^T phk) / n and the bias terms, to float32 rounding."""
+    rng = np.random.default_rng(4)
+    rbm = tiny_rbm(n=7, m=5)
+    rbm.momentum = 0.0
+    v0, vk = (rng.random((2, 6, 7)) < 0.5).astype(np.float32)
+    ph0, phk = rng.random((2, 6, 5), dtype=np.float32)
+    W, a, b = rbm.W.copy(), rbm.a.copy(), rbm.b.copy()
+    rbm._apply_gradient(v0, ph0, vk, phk, lr=0.3)
+    step = 0.3 / 6
+    expected = (W + step * (v0.T @ ph0 - vk.T @ phk), a + step * (v0.sum(0) - vk.sum(0)),
+                b + step * (ph0.sum(0) - phk.sum(0)))
+    for got, want in zip((rbm.W, rbm.a, rbm.b), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # the check can fail: the phases' roles swapped in the weight term are caught
+    assert not np.allclose(rbm.W, W + step * (vk.T @ ph0 - v0.T @ phk), atol=1e-3)
+
+
 def test_ais_kernel_equals_reference():
     rng = np.random.default_rng(1)
     pre = rng.normal(0, 3, (20, 9)).astype(np.float32)
