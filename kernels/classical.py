@@ -315,21 +315,24 @@ def ais_hidden(pre, bias, beta, beta_prev, uniform, h):
 # raise ZeroDivisionError), and the check keeps LLVM from vectorising the loop: 67 against
 # 18 us for a (64, 784) batch (measured). 1 + e >= 1 is never zero anyway.
 @njit(cache=True, error_model="numpy")
-def sigmoid_bernoulli(e, bits, probs, sample):
+def sigmoid_bernoulli(ep, bits, sample):
     """The training step's sigmoid and draw, finished in one pass over flat arrays:
 
-        probs = 1 / (1 + e)          with e = exp(-(pre + bias)) from NumPy's SIMD exp
-        sample = 1[u < probs]        with u = (bits >> 8) / 2^24, bits uint32
+        ep = 1 / (1 + ep)            in: e = exp(-(pre + bias)) from NumPy's SIMD exp,
+                                     out: the probabilities, rounded to sample's dtype
+        sample = 1[u < ep]           with u = (bits >> 8) / 2^24, bits uint32
 
     (``rbm.bernoulli_reference``: its last passes -- add 1, reciprocal, the uniforms,
     the comparison -- fused; each rounding as there, so the results are bit-equal). u is
-    the float32 uniform NumPy's ``Generator.random`` makes from the same 32 bits. Serial
-    like ``ais_hidden``: a mini-batch is ~50k elements, far below PARALLEL_MIN_WORK.
+    the float32 uniform NumPy's ``Generator.random`` makes from the same 32 bits. In place:
+    one array read and written (a separate output aliasing it would make LLVM's overlap
+    check choose the scalar loop). Serial like ``ais_hidden``: a mini-batch is ~50k
+    elements, far below PARALLEL_MIN_WORK.
     """
-    one, zero = e.dtype.type(1), e.dtype.type(0)
+    one, zero = ep.dtype.type(1), ep.dtype.type(0)
     scale = np.float32(1.0 / 16777216.0)
-    for k in range(e.size):
-        p = probs.dtype.type(one / (one + e[k]))       # rounded as the reference's astype
-        probs[k] = p
+    for k in range(ep.size):
+        p = sample.dtype.type(one / (one + ep[k]))     # rounded as the reference's astype
+        ep[k] = p
         u = np.float32(np.int32(bits[k] >> np.uint32(8))) * scale  # exact: 24 bits * 2^-24
         sample[k] = one if u < p else zero

@@ -74,17 +74,21 @@ def test_in_place_sigmoid_and_draw_equal_the_formula_bit_for_bit(dtypes):
 @pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float64, np.float64),
                                     (np.float32, np.float64)])
 def test_sampling_kernel_equals_reference_bit_for_bit(dtypes, monkeypatch):
-    """bernoulli on the Numba kernel (the default) and on MINIGEN_KERNELS=reference: the same
-    probabilities and the same draw, bit for bit, from the same generator state."""
+    """bernoulli on the Numba kernel (the default; into a new buffer or into pre's) and on
+    MINIGEN_KERNELS=reference: the same probabilities and the same draw, bit for bit, from
+    the same generator state."""
     rng = np.random.default_rng(2)
     pre = rng.normal(0, 4, (37, 29))
     pre[:, 0] *= 1000                 # exp(-z) overflows to inf: sigma = 0
     pre = pre.astype(dtypes[0])
     bias = rng.normal(0, 1, 29).astype(dtypes[1])
     fast = R.bernoulli(pre, bias, np.random.default_rng(3))
+    scratch = pre.copy()   # overwrite_pre: the probabilities computed in pre's buffer
+    in_place = R.bernoulli(scratch, bias, np.random.default_rng(3), overwrite_pre=True)
+    assert (in_place[0] is scratch) == (dtypes[0] == dtypes[1])
     monkeypatch.setenv("MINIGEN_KERNELS", "reference")
     ref = R.bernoulli(pre, bias, np.random.default_rng(3))
-    for got, want in zip(fast, ref):
+    for got, want in zip(fast + in_place, ref + ref):
         assert got.dtype == pre.dtype
         np.testing.assert_array_equal(got, want)
     # the check can fail: a draw from the generator one 64-bit word further on is caught
