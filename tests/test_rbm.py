@@ -63,6 +63,7 @@ def test_in_place_sigmoid_and_draw_equal_the_formula_bit_for_bit(dtypes):
         expected = (1.0 / (1.0 + np.exp(-(pre + bias)))).astype(pre.dtype)
     probs, sample = R.bernoulli(pre, bias, np.random.default_rng(7))
     np.testing.assert_array_equal(R.sigmoid_bias(pre, bias), expected)
+    np.testing.assert_array_equal(R.sigmoid_bias(pre.copy(), bias, overwrite_pre=True), expected)
     np.testing.assert_array_equal(probs, expected)
     assert probs.dtype == sample.dtype == pre.dtype and (expected == 0).any()
     np.testing.assert_array_equal(

@@ -131,7 +131,7 @@ class RBM:
     # ------------------------------------------------------------------ conditionals
     def hidden_probs(self, v):
         """P(h_j = 1 | v) = sigma(b_j + sum_i v_i w_ij)."""
-        return sigmoid_bias(v @ self.W, self.b)
+        return sigmoid_bias(v @ self.W, self.b, overwrite_pre=True)
 
     def sample_hidden(self, v, rng=None):
         """(P(h | v), a binary draw from it)."""
@@ -541,20 +541,24 @@ def uniforms(bits):
     return (bits >> 8).astype(np.float32) * np.float32(2.0 ** -24)
 
 
-def sigmoid_bias(pre, bias):
-    if cuda_for(pre) is not None:  # kernels/classical.cu
-        return cuda_for(pre).sigmoid_bias(pre, bias)
-    return sigmoid_bias_reference(pre, bias)
+def sigmoid_bias(pre, bias, overwrite_pre=False):
+    """sigma(pre + bias); ``overwrite_pre=True`` lets it be computed in pre's buffer (pre a
+    temporary, as in ``bernoulli``)."""
+    cuda = cuda_for(pre)
+    if cuda is not None:  # kernels/classical.cu
+        return cuda.sigmoid_bias(pre, bias)
+    return sigmoid_bias_reference(pre, bias, out=pre if overwrite_pre else None)
 
 
-def sigmoid_bias_reference(pre, bias):
+def sigmoid_bias_reference(pre, bias, out=None):
     """sigma(pre + bias) = 1 / (1 + exp(-(pre + bias))) in the dtype of ``pre``.
 
-    Four ufunc passes in place in one buffer. This is also the CPU's fast path for the
-    probabilities alone: NumPy's SIMD exp costs ~0.4 ns per float32 against ~3.7 ns for the
-    scalar exp a Numba loop calls (a fused Numba sigmoid was 2.5x slower on (64, 784),
-    measured). With a draw, ``bernoulli`` keeps the exp here and fuses what follows it."""
-    z = _exp_neg_sum(pre, bias)
+    Four ufunc passes in place in one buffer (``out`` if ``_exp_neg_sum`` can use it). This
+    is also the CPU's fast path for the probabilities alone: NumPy's SIMD exp costs ~0.4 ns
+    per float32 against ~3.7 ns for the scalar exp a Numba loop calls (a fused Numba sigmoid
+    was 2.5x slower on (64, 784), measured). With a draw, ``bernoulli`` keeps the exp here
+    and fuses what follows it."""
+    z = _exp_neg_sum(pre, bias, out)
     z += 1.0
     get_array_module(z).reciprocal(z, out=z)
     return z.astype(pre.dtype, copy=False)
