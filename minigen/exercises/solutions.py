@@ -37,14 +37,18 @@ class LayerNorm(Normalize):
 
 class FixedUniforms:
     """A stand-in for the RBM's random generator that hands out given uniforms first: CD-1's
-    hidden sample is then h0 = 1[u < P(h | v0)] for the caller's u. Later draws (the visible
-    sample, which CD-1 with visible probabilities does not use) are zeros."""
+    hidden sample is then h0 = 1[u < P(h | v0)] for the caller's u. The RBM draws 32 random
+    bits per unit and compares P with their top 24 bits / 2^24 (``rbm.random_bits``), so u
+    goes out as those bits: rounded down to a multiple of 2^-24, as every float32 uniform
+    is. Later draws (the visible sample, which CD-1 with visible probabilities does not
+    use) are zeros."""
 
     def __init__(self, u):
         self.queue = [np.asarray(u, dtype=np.float64)]
 
-    def random(self, shape, dtype=None):
-        return self.queue.pop(0) if self.queue else np.zeros(shape)
+    def integers(self, low, high, size, dtype):
+        u = self.queue.pop(0) if self.queue else np.zeros(size)
+        return np.floor(u * 2.0 ** 24).astype(dtype) << 8
 
 
 def cd1_update(v0, W, a, b, u):
