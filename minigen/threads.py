@@ -13,6 +13,26 @@ The BLAS library is found among the shared libraries this process has loaded and
 its own ``*set_num_threads*`` function (the way threadpoolctl does it, without the
 dependency). Where no known BLAS is found, only Numba's pool is set and ``blas_threads()``
 returns None; ``OPENBLAS_NUM_THREADS=n`` before starting Python still works everywhere.
+
+**How long an idle BLAS thread spins.** After each matrix product OpenBLAS's worker threads
+busy-wait for new work for 2**28 TSC cycles (0.1 s at 2.6 GHz) before they sleep. Between two
+products a training step runs Numba's parallel kernels, whose worker (GNU OpenMP, which spins
+too) then shares a core with a spinning BLAS thread, and the next product's BLAS thread shares
+one with a spinning OpenMP worker: with two threads on two cores each pool steals the core the
+other needs. Measured on the 2-vCPU VM of the benchmarks (medians, load 1.2-1.6, each step in a
+process of its own, minigen alone): the CNN classifier step at batch 128 took 107-112 ms with
+1 thread, 140-230 ms with 2; the NS DCGAN iteration 103-118 ms and 114-174 ms. So at import
+minigen lets NumPy's OpenBLAS threads spin only 2**20 cycles (0.4 ms, ``BLAS_SPIN``): then the
+classifier step takes 73-78 ms with 2 threads, the DCGAN iteration 87-94 ms, the conv VAE step
+70-72 ms (91 with 1 thread). Shorter is worse where the products come fast: with 2**4 cycles
+(sleep at once) the MLP step at batch 512 took 4.8 ms, at 2**20 and at OpenBLAS's 2**28
+4.2 ms (5.8 with 1 thread); at batch 64 1.5-1.6 ms against 1.3-1.4. OpenBLAS reads its timeout
+(``OPENBLAS_THREAD_TIMEOUT``, log2 of the cycles) only when it starts its threads, so minigen
+sets the variable, has the library read it again and restarts the threads
+(``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so a PyTorch model in the same
+process keeps its own behaviour. ``MINIGEN_BLAS_SPIN=default`` (or an
+``OPENBLAS_THREAD_TIMEOUT`` of your own) before importing minigen keeps OpenBLAS's timeout;
+``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
 """
 import ctypes
 import os
@@ -23,7 +43,8 @@ _OPENBLAS_FUNCTIONS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get
                        ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
                        ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
                        ("openblas_set_num_threads", "openblas_get_num_threads"))
-_blas = None  # (set, get) once found; False when none was found
+_blas = None  # (set, get, library) once found; False when none was found
+BLAS_SPIN = 20  # log2 of the TSC cycles an idle OpenBLAS thread spins before it sleeps (its own: 28)
 
 
 def _loaded_libraries():
@@ -45,7 +66,8 @@ def _blas_functions():
             library = ctypes.CDLL(path)
             for set_name, get_name in _OPENBLAS_FUNCTIONS:
                 if hasattr(library, set_name) and hasattr(library, get_name):
-                    _blas = (getattr(library, set_name), getattr(library, get_name))
+                    _blas = (getattr(library, set_name), getattr(library, get_name),
+                             library)
                     break
             if _blas:
                 break
@@ -79,3 +101,61 @@ def set_num_threads(n):
     functions = _blas_functions()
     if functions is not None:
         functions[0](n)
+
+
+def _spin_functions():
+    """OpenBLAS's (read_env, thread_timeout, thread_shutdown), or None (no OpenBLAS found, or
+    one built without its own thread server)."""
+    functions = _blas_functions()
+    names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
+    if functions is None or not all(hasattr(functions[2], name) for name in names):
+        return None
+    return tuple(getattr(functions[2], name) for name in names)
+
+
+def blas_spin():
+    """log2 of the cycles NumPy's OpenBLAS threads spin when idle, as the library reports it
+    (0: its built-in 2**28), or None when minigen cannot reach it."""
+    functions = _spin_functions()
+    return None if functions is None else int(functions[1]())
+
+
+def set_blas_spin(log2_cycles):
+    """Let NumPy's OpenBLAS threads spin 2**log2_cycles cycles after a product before they sleep
+    (the module's text says why); OpenBLAS takes 4 to 30. Returns False where no OpenBLAS with
+    that setting is found. Restarts the BLAS threads: call it while no other thread is inside
+    NumPy's BLAS."""
+    if isinstance(log2_cycles, bool) or not isinstance(log2_cycles, int) \
+            or not 4 <= log2_cycles <= 30:
+        raise ValueError(f"set_blas_spin: log2_cycles must be an int in [4, 30], "
+                         f"got {log2_cycles!r}")
+    functions = _spin_functions()
+    if functions is None:
+        return False
+    read_env, _, shutdown = functions
+    before = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(log2_cycles)
+    try:
+        read_env()  # OpenBLAS keeps its own copy of its variables, taken at load
+    finally:  # child processes get the environment this one started with
+        if before is None:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        else:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = before
+    shutdown()  # the next product starts the threads again, with the new timeout
+    return True
+
+
+def _default_blas_spin():
+    """At import: BLAS_SPIN unless the user chose (MINIGEN_BLAS_SPIN, OPENBLAS_THREAD_TIMEOUT)."""
+    choice = os.environ.get("MINIGEN_BLAS_SPIN", "")
+    if choice == "default" or (not choice and "OPENBLAS_THREAD_TIMEOUT" in os.environ):
+        return
+    try:
+        set_blas_spin(int(choice) if choice else BLAS_SPIN)
+    except ValueError:
+        raise ValueError(f"MINIGEN_BLAS_SPIN must be 'default' or an int in [4, 30], "
+                         f"got {choice!r}") from None
+
+
+_default_blas_spin()
