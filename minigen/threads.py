@@ -19,20 +19,28 @@ busy-wait for new work for 2**28 TSC cycles (0.1 s at 2.6 GHz) before they sleep
 products a training step runs Numba's parallel kernels, whose worker (GNU OpenMP, which spins
 too) then shares a core with a spinning BLAS thread, and the next product's BLAS thread shares
 one with a spinning OpenMP worker: with two threads on two cores each pool steals the core the
-other needs. Measured on the 2-vCPU VM of the benchmarks (medians, load 1.2-1.6, each step in a
-process of its own, minigen alone): the CNN classifier step at batch 128 took 107-112 ms with
-1 thread, 140-230 ms with 2; the NS DCGAN iteration 103-118 ms and 114-174 ms. So at import
-minigen lets NumPy's OpenBLAS threads spin only 2**20 cycles (0.4 ms, ``BLAS_SPIN``): then the
-classifier step takes 73-78 ms with 2 threads, the DCGAN iteration 87-94 ms, the conv VAE step
-70-72 ms (91 with 1 thread). Shorter is worse where the products come fast: with 2**4 cycles
-(sleep at once) the MLP step at batch 512 took 4.8 ms, at 2**20 and at OpenBLAS's 2**28
-4.2 ms (5.8 with 1 thread); at batch 64 1.5-1.6 ms against 1.3-1.4. OpenBLAS reads its timeout
+other needs, and two threads were slower than one. So at import minigen lets NumPy's OpenBLAS
+threads spin only 2**20 cycles (0.4 ms, ``BLAS_SPIN``). Medians in ms on the 2-vCPU VM of the
+benchmarks (load 1.2-1.6, minigen alone in its process, the spins alternated in it):
+
+    step                         1 thread   2 threads, 2**28   2 threads, 2**20
+    MLP, batch 64                   1.6          1.4               1.5
+    MLP, batch 512                  6.0          4.2               4.3
+    CNN classifier, batch 128       111          140-230           73-79
+    MLP VAE, batch 128              6.5          5.3               5.4
+    conv VAE, batch 128              89           97                70
+    DCGAN NS iteration, batch 64    114          115-175           87-94
+
+Shorter is worse where products come fast: with 2**4 cycles (sleep at once) the MLP step
+took 4.8 ms at batch 512 and 1.5-1.6 at 64 (each wake-up costs). OpenBLAS reads its timeout
 (``OPENBLAS_THREAD_TIMEOUT``, log2 of the cycles) only when it starts its threads, so minigen
 sets the variable, has the library read it again and restarts the threads
-(``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so a PyTorch model in the same
-process keeps its own behaviour. ``MINIGEN_BLAS_SPIN=default`` (or an
-``OPENBLAS_THREAD_TIMEOUT`` of your own) before importing minigen keeps OpenBLAS's timeout;
-``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
+(``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so it keeps its own behaviour.
+The OpenMP side is left alone: libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, and
+PyTorch shares the copy Numba loads first (same soname), so setting it would change PyTorch
+too (with ``OMP_WAIT_POLICY=PASSIVE`` as well the classifier step took 65 ms).
+``MINIGEN_BLAS_SPIN=default`` (or an ``OPENBLAS_THREAD_TIMEOUT`` of your own) before
+importing minigen keeps OpenBLAS's 2**28; ``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
 """
 import ctypes
 import os
