@@ -13,6 +13,34 @@ The BLAS library is found among the shared libraries this process has loaded and
 its own ``*set_num_threads*`` function (the way threadpoolctl does it, without the
 dependency). Where no known BLAS is found, only Numba's pool is set and ``blas_threads()``
 returns None; ``OPENBLAS_NUM_THREADS=n`` before starting Python still works everywhere.
+
+**How long an idle BLAS thread spins.** After each matrix product OpenBLAS's worker threads
+busy-wait for new work for 2**28 TSC cycles (0.1 s at 2.6 GHz) before they sleep. Between two
+products a training step runs Numba's parallel kernels, whose worker (GNU OpenMP, which spins
+too) then shares a core with a spinning BLAS thread, and the next product's BLAS thread shares
+one with a spinning OpenMP worker: with two threads on two cores each pool steals the core the
+other needs, and two threads were slower than one. So at import minigen lets NumPy's OpenBLAS
+threads spin only 2**20 cycles (0.4 ms, ``BLAS_SPIN``). Medians in ms on the 2-vCPU VM of the
+benchmarks (load 1.2-1.6, minigen alone in its process, the spins alternated in it):
+
+    step                         1 thread   2 threads, 2**28   2 threads, 2**20
+    MLP, batch 64                   1.6          1.4               1.5
+    MLP, batch 512                  6.0          4.2               4.3
+    CNN classifier, batch 128       111          140-230           73-79
+    MLP VAE, batch 128              6.5          5.3               5.4
+    conv VAE, batch 128              89           97                70
+    DCGAN NS iteration, batch 64    114          115-175           87-94
+
+Shorter is worse where products come fast: with 2**4 cycles (sleep at once) the MLP step
+took 4.8 ms at batch 512 and 1.5-1.6 at 64 (each wake-up costs). OpenBLAS reads its timeout
+(``OPENBLAS_THREAD_TIMEOUT``, log2 of the cycles) only when it starts its threads, so minigen
+sets the variable, has the library read it again and restarts the threads
+(``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so it keeps its own behaviour.
+The OpenMP side is left alone: libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, and
+PyTorch shares the copy Numba loads first (same soname), so setting it would change PyTorch
+too (with ``OMP_WAIT_POLICY=PASSIVE`` as well the classifier step took 65 ms).
+``MINIGEN_BLAS_SPIN=default`` (or an ``OPENBLAS_THREAD_TIMEOUT`` of your own) before
+importing minigen keeps OpenBLAS's 2**28; ``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
 """
 import ctypes
 import os
@@ -23,7 +51,8 @@ _OPENBLAS_FUNCTIONS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get
                        ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
                        ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
                        ("openblas_set_num_threads", "openblas_get_num_threads"))
-_blas = None  # (set, get) once found; False when none was found
+_blas = None  # (set, get, library) once found; False when none was found
+BLAS_SPIN = 20  # log2 of the TSC cycles an idle OpenBLAS thread spins before it sleeps (its own: 28)
 
 
 def _loaded_libraries():
@@ -45,7 +74,8 @@ def _blas_functions():
             library = ctypes.CDLL(path)
             for set_name, get_name in _OPENBLAS_FUNCTIONS:
                 if hasattr(library, set_name) and hasattr(library, get_name):
-                    _blas = (getattr(library, set_name), getattr(library, get_name))
+                    _blas = (getattr(library, set_name), getattr(library, get_name),
+                             library)
                     break
             if _blas:
                 break
@@ -79,3 +109,61 @@ def set_num_threads(n):
     functions = _blas_functions()
     if functions is not None:
         functions[0](n)
+
+
+def _spin_functions():
+    """OpenBLAS's (read_env, thread_timeout, thread_shutdown), or None (no OpenBLAS found, or
+    one built without its own thread server)."""
+    functions = _blas_functions()
+    names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
+    if functions is None or not all(hasattr(functions[2], name) for name in names):
+        return None
+    return tuple(getattr(functions[2], name) for name in names)
+
+
+def blas_spin():
+    """log2 of the cycles NumPy's OpenBLAS threads spin when idle, as the library reports it
+    (0: its built-in 2**28), or None when minigen cannot reach it."""
+    functions = _spin_functions()
+    return None if functions is None else int(functions[1]())
+
+
+def set_blas_spin(log2_cycles):
+    """Let NumPy's OpenBLAS threads spin 2**log2_cycles cycles after a product before they sleep
+    (the module's text says why); OpenBLAS takes 4 to 30. Returns False where no OpenBLAS with
+    that setting is found. Restarts the BLAS threads: call it while no other thread is inside
+    NumPy's BLAS."""
+    if isinstance(log2_cycles, bool) or not isinstance(log2_cycles, int) \
+            or not 4 <= log2_cycles <= 30:
+        raise ValueError(f"set_blas_spin: log2_cycles must be an int in [4, 30], "
+                         f"got {log2_cycles!r}")
+    functions = _spin_functions()
+    if functions is None:
+        return False
+    read_env, _, shutdown = functions
+    before = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(log2_cycles)
+    try:
+        read_env()  # OpenBLAS keeps its own copy of its variables, taken at load
+    finally:  # child processes get the environment this one started with
+        if before is None:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        else:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = before
+    shutdown()  # the next product starts the threads again, with the new timeout
+    return True
+
+
+def _default_blas_spin():
+    """At import: BLAS_SPIN unless the user chose (MINIGEN_BLAS_SPIN, OPENBLAS_THREAD_TIMEOUT)."""
+    choice = os.environ.get("MINIGEN_BLAS_SPIN", "")
+    if choice == "default" or (not choice and "OPENBLAS_THREAD_TIMEOUT" in os.environ):
+        return
+    try:
+        set_blas_spin(int(choice) if choice else BLAS_SPIN)
+    except ValueError:
+        raise ValueError(f"MINIGEN_BLAS_SPIN must be 'default' or an int in [4, 30], "
+                         f"got {choice!r}") from None
+
+
+_default_blas_spin()
