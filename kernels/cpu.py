@@ -234,7 +234,9 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _run(kernel, n_elements, *args):
-    if n_elements >= PARALLEL_MIN_ELEMENTS:
+    # (setting the thread count costs Numba a lock and ~1.4 us, twice per call: skipped when
+    # it is one thread already, as in benchmarks at BENCH_THREADS=1)
+    if n_elements >= PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
         return kernel(*args)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
