@@ -22,9 +22,11 @@ Layouts (shared with the reference and the CUDA kernels):
   PyTorch's ``return_indices``).
 
 Only float32 and float64 arrays reach these functions and the integer arguments are always
-Python ints, so each kernel compiles at most twice; ``cache=True`` keeps the machine code on
-disk between runs.
+Python ints, so each kernel compiles at most twice, and as many times for its serial twin
+(``_serial``: what small jobs run); ``cache=True`` keeps the machine code on disk between runs.
 """
+import types
+
 import numba
 import numpy as np
 
@@ -234,16 +236,32 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _run(kernel, n_elements, *args):
-    # (setting the thread count costs Numba a lock and ~1.4 us, twice per call: skipped when
-    # it is one thread already, as in benchmarks at BENCH_THREADS=1)
-    if n_elements >= PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
+    if n_elements >= PARALLEL_MIN_ELEMENTS:
         return kernel(*args)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(threads)
+    return _serial(kernel)(*args)
+
+
+# Below the bar a kernel runs as its serial twin: the same loops compiled without
+# ``parallel`` (a prange is then a plain range), on the calling thread. Narrowing the parallel
+# version to one thread instead (numba.set_num_threads(1) around the call, as this did before)
+# costs more than the work: just asking Numba for its thread count in the middle of an MLP
+# training step (batch 512, one thread) took 30 us, and the ReLU kernel after it 160 us; the
+# twin took 65 us there (20 us when called again at once, the data in cache).
+_SERIAL = {}
+
+
+def _serial(kernel):
+    twin = _SERIAL.get(kernel)
+    if twin is None:
+        fn = kernel.py_func
+        # a copy of the function under its own name, so that the on-disk cache (keyed by
+        # the function's name, not by the compile options) keeps the two apart
+        copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        copy.__qualname__ = fn.__qualname__ + "_serial"
+        options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+        twin = _SERIAL[kernel] = numba.njit(**dict(options, parallel=False, cache=True))(copy)
+    return twin
 
 
 def _c(a):
