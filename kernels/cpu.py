@@ -42,6 +42,12 @@ _JIT = dict(parallel=True, cache=True, nogil=True)
 # roundings in their order.
 _SUMS = dict(_JIT, fastmath={"reassoc"})
 
+# Kernels that divide floats: NumPy's error model, where x / 0 is inf or NaN as in the
+# references, instead of Numba's default (Python's), which tests every divisor for zero to
+# raise ZeroDivisionError -- a branch per element that keeps LLVM from vectorising the loop.
+# Adam's update over 313,600 float32 weights: 850 us with the test, 180 us without (same bits).
+_DIVIDES = dict(_JIT, error_model="numpy")
+
 
 @numba.njit(**_JIT)
 def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
@@ -174,7 +180,7 @@ def _leaky_relu_backward(g, x, slope):
     return gx
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_DIVIDES)
 def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, step):
     # Adam._update's eleven array passes as one, each rounding in the same order (the scalars
     # arrive in x's dtype, as NumPy casts Python floats), so the result is bit-equal
@@ -188,7 +194,7 @@ def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, 
 # (sigmoid-BCE's forward stays NumPy's: a Numba loop calls the C library's exp and log1p one
 # number at a time, slower than NumPy's vectorised ones; its backward has none, and its
 # "1 or e" -- np.where on a random sign -- is a select here, not a mispredicted branch)
-@numba.njit(**_JIT)
+@numba.njit(**_DIVIDES)
 def _bce_with_logits_backward(g, g_stride, x, t, e, one):
     gx = np.empty_like(x)
     for k in numba.prange(x.size):
