@@ -30,9 +30,10 @@ def emulating():
 
 def use_numba(array):
     """True when the Numba kernels should process ``array``: a NumPy array, kernels on and
-    not emulating the GPU path."""
+    not emulating the GPU path. (One read of the environment: a training step asks this
+    dozens of times, and each read costs a microsecond and a half.)"""
     import numpy as np
-    return use_kernels() and not emulating() and isinstance(array, np.ndarray)
+    return isinstance(array, np.ndarray) and _mode() not in ("reference", "emulate")
 
 
 def cuda_for(array):

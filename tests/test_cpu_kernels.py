@@ -260,3 +260,43 @@ def test_swap01_is_the_transposing_copy():
         out = cpu.swap01(view)
         assert out.flags.c_contiguous
         np.testing.assert_array_equal(out, view.transpose(1, 0, 2))
+
+
+# ------------------------------------------------------------------ serial twins
+def _kernel_results(x, g):
+    """Every elementwise and per-channel kernel once, on x and g of shape (N, C, L)."""
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    p = x.copy()
+    cpu.adam_update(p, g, m, v, 0.9, 0.999, 1e-8, 0.1, 0.9995, 1e-3)
+    e = np.exp(-np.abs(x))
+    return [cpu.relu(x), cpu.leaky_relu(x, 0.1), cpu.leaky_relu_backward(g, x, 0.0), p, m, v,
+            cpu.bce_with_logits_backward(g, x, np.abs(g) / 4, e), cpu.channel_sum(g),
+            cpu.channel_bias(x, g[0, :, 0]), *cpu.batch_norm_stats(x),
+            *cpu.batch_norm_backward(g, x, np.ones(x.shape[1], x.dtype), g[1, :, 1])]
+
+
+def test_small_jobs_run_serial_twins_with_the_parallel_kernels_bits(monkeypatch, dtype=np.float32):
+    """Below PARALLEL_MIN_ELEMENTS a kernel runs as its serial twin (the same loops compiled
+    without ``parallel``); above it, as itself. Both give the same bits, and a twin that
+    computes something else is caught. (float32 only: compiling every parallel kernel for
+    both dtypes would cost CI seconds, and the twin does not depend on the dtype.)"""
+    rng = np.random.default_rng(4)
+    x, g = (rng.standard_normal((6, 5, 40)).astype(dtype) for _ in range(2))
+    x[0, 0, :4] = [0.0, -0.0, np.nan, -np.inf]
+
+    def same(a, b):
+        return all(u.dtype == w.dtype and np.array_equal(u.view(f"u{u.itemsize}"),
+                                                         w.view(f"u{w.itemsize}"))
+                   for u, w in zip(a, b))
+
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 1 << 62)
+    serial = _kernel_results(x, g)
+    twin = cpu._SERIAL[cpu._relu_forward]
+    assert twin is not cpu._relu_forward and twin.targetoptions["parallel"] is False
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 0)
+    assert same(serial, _kernel_results(x, g))
+    # a planted error: a "twin" that is the leaky ReLU must not pass for the ReLU's
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 1 << 62)
+    monkeypatch.setitem(cpu._SERIAL, cpu._relu_forward,
+                        lambda a, zero: cpu.leaky_relu(a, 0.1).reshape(-1))
+    assert not same(serial, _kernel_results(x, g))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import minigen as mg
-from minigen.models.vae import (VAE, ConditionalVAE, ConvVAE, bernoulli_log_prob, build_vae,
-                                gaussian_log_prob, kl_standard_normal, one_hot, reparameterize,
+from minigen.models.vae import (VAE, ConditionalVAE, ConvVAE, bernoulli_log_prob, bernoulli_nll,
+                                build_vae, gaussian_log_prob, kl_standard_normal, one_hot, reparameterize,
                                 standard_normal_log_prob)
 
 
@@ -77,6 +77,22 @@ def test_bernoulli_log_prob_matches_torch_and_stays_finite():
     np.testing.assert_allclose(ours, ref, rtol=1e-12)
     assert mg.gradcheck(lambda lg: bernoulli_log_prob(lg, f64(x, False)),
                         [f64(rng.standard_normal((4, 10)))], atol=1e-7, rtol=1e-6)
+
+
+def test_bernoulli_nll_is_the_batch_mean_of_minus_log_prob():
+    """The fused reconstruction term (one BCE summed over the batch, / N) is the mean of the
+    per-example -log p(x | z), in value and in gradient; a sum without the / N is caught."""
+    rng = np.random.default_rng(7)
+    logits, x = rng.standard_normal((5, 12)) * 4, rng.random((5, 12))
+    per_example = -bernoulli_log_prob(f64(logits, False), f64(x, False)).numpy()
+    fused = bernoulli_nll(f64(logits, False), f64(x, False)).item()
+    assert fused == pytest.approx(per_example.mean(), rel=1e-14)
+    assert fused != pytest.approx(per_example.sum(), rel=1e-3)  # the planted error: no / N
+    assert mg.gradcheck(lambda lg: bernoulli_nll(lg, f64(x, False)), [f64(logits)],
+                        atol=1e-7, rtol=1e-6)
+    g_fused, = mg.grad(bernoulli_nll(lg := f64(logits), f64(x, False)), lg)
+    g_mean, = mg.grad(-bernoulli_log_prob(lg, f64(x, False)).mean(), lg)
+    np.testing.assert_allclose(g_fused.numpy(), g_mean.numpy(), rtol=1e-14, atol=0)
 
 
 def test_gaussian_log_probs_match_torch():

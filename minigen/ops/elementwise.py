@@ -21,7 +21,7 @@ def _binary(a, b, op, broadcast=True):
         a = as_tensor(a, like=b)
     if not isinstance(b, Tensor):
         b = as_tensor(b, like=a)
-    if a.device != b.device:
+    if type(a.data) is not type(b.data) and a.device != b.device:  # one array type: one device
         raise RuntimeError(f"{op}: tensors on different devices ({a.device} and {b.device}); "
                            "move one with .to(device)")
     if a.dtype != b.dtype:

@@ -111,10 +111,14 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0=-2, dim1=-1):
-    dims = list(range(x.ndim))
     d0, d1 = _norm_dim(dim0, x.ndim, "transpose"), _norm_dim(dim1, x.ndim, "transpose")
+    if d0 == d1:
+        return x
+    dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return permute(x, *dims)
+    # a permutation by construction, so Permute directly: every matrix product's backward
+    # transposes, and permute's checks of its argument cost as much as the op itself
+    return Permute.apply(x, dims=tuple(dims))
 
 
 class BroadcastTo(Function):

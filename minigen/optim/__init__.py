@@ -276,10 +276,11 @@ class Adam(Optimizer):
         x -= tmp
 
 
-def _fused(*arrays):
-    """True when the Numba kernels can update these arrays in place: NumPy, kernels on,
-    contiguous (a flat view of each is the array itself)."""
-    return all(use_numba(a) and a.flags.c_contiguous for a in arrays)
+def _fused(x, *state):
+    """True when the Numba kernels can update ``x`` and its ``state`` arrays (one kind of
+    array, as they are made by ``zeros_like(x)``) in place: NumPy, kernels on, contiguous (a
+    flat view of each is the array itself)."""
+    return use_numba(x) and all(a.flags.c_contiguous for a in (x,) + state)
 
 
 class AdamW(Adam):
