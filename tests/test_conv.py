@@ -161,6 +161,31 @@ def test_weight_gradient_op_is_differentiable():
     assert mg.gradgradcheck(f, ts, **TOL)
 
 
+@given(case=conv_transpose_cases(max_batch=4))
+def test_conv_transpose_in_blocks_of_samples_equals_one_block(case):
+    """_conv_transpose makes its columns a block of samples at a time (BLOCK_BYTES): with one
+    sample per block the result and gradients are those of one block for the whole batch."""
+    n, o, c, size, kernel, stride, padding, out_pad, dilation = case
+    arrays = [normal((n, o, *size), 2), normal((o, c, *kernel), 3)]
+    kw = dict(stride=stride, padding=padding, output_padding=out_pad, dilation=dilation)
+
+    def run(block_bytes):
+        calls = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(C, "BLOCK_BYTES", block_bytes)
+            mp.setattr(C, "col2im", lambda cols, geom: calls.append(1) or col2im(cols, geom))
+            y, w = leaves(*arrays)
+            x = mg.conv_transpose2d(y, w, **kw)
+            x.backward(mg.tensor(normal(x.shape, 4)))
+        return [x.numpy(), y.grad.numpy(), w.grad.numpy()], len(calls)
+
+    col2im = C.col2im
+    (whole, one_call), (blocked, calls) = run(1 << 40), run(1)
+    assert one_call == 1 and calls == n  # the forward's col2im, once per block
+    for a, b in zip(blocked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
 def test_max_pool_gradient_goes_to_the_argmax_and_overlaps_add():
     """Overlapping windows (stride < kernel) that share a winner add their gradients."""
     x = mg.tensor(np.array([[[[0.0, 5.0, 1.0, 2.0]]]]), requires_grad=True)
