@@ -291,12 +291,12 @@ def _conv(x, w, geom, cols):
     return _swap_batch_and_channels(y.reshape(O, N, *geom.out))
 
 
-# conv_transpose2d's columns w^T G are a temporary that col2im reads once, so they are made a
-# block of samples at a time, each block about this many bytes (half of a core's L2 cache here):
+# conv_transpose2d's columns w^T G are a temporary that col2im reads once, so on the CPU they
+# are made a block of samples at a time, each about this many bytes (half a core's L2 cache here):
 # col2im then reads them from the cache, and the step never holds the whole matrix (12.8 MB for
 # a 64 -> 128 channel layer at batch 64). A fresh array that size costs page faults each time
 # it is made -- measured at 1 thread on benchmarks/bench_conv.py's discriminator step: 36.5 ms
-# with the whole matrix, 29 ms in blocks.
+# with the whole matrix, 29-32 ms in blocks.
 BLOCK_BYTES = 1 << 21
 
 
@@ -307,13 +307,15 @@ def _conv_transpose(g, w, geom, g_rows):
     O, C = w.shape[:2]
     L = geom.out[0] * geom.out[1]
     w_t = w.reshape(O, -1).T
-    step = max(1, BLOCK_BYTES // (w_t.shape[0] * L * g.itemsize))
+    xp = get_array_module(g)
+    # (on a GPU one big product is faster, and there is no such cache to fit)
+    step = max(1, BLOCK_BYTES // (w_t.shape[0] * L * g.itemsize)) if xp is np else N
     blocks = []
     for n0 in range(0, N, step):
         n = min(step, N - n0)
         cols = w_t @ g_rows[:, n0 * L:(n0 + n) * L]
         blocks.append(col2im(cols.reshape(C, *geom.kernel, n, *geom.out), geom))
-    return blocks[0] if len(blocks) == 1 else get_array_module(g).concatenate(blocks)
+    return blocks[0] if len(blocks) == 1 else xp.concatenate(blocks)
 
 
 def _conv_weight(x, g, geom, cols, g_rows):
