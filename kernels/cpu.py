@@ -10,8 +10,9 @@ references to rounding, not bit for bit (the elementwise parts are bit-equal).
 
 Which pieces: ``col2im`` and the max-pool backward *accumulate* into an image, and two
 threads adding into one pixel at once would race. Every pixel belongs to exactly one
-(sample, channel) plane, so giving each thread whole planes makes the sums race-free and keeps each pixel's additions in the reference's order
-(so the results are bit-equal). ``im2col`` only copies, a plane at a time.
+(sample, channel) plane, so giving each thread whole planes makes the sums race-free and
+keeps each pixel's additions in the reference's order (so the results are bit-equal).
+``im2col`` only copies, a row ``(c, i, j)`` of the columns at a time.
 
 Layouts (shared with the reference and the CUDA kernels):
 
