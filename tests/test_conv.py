@@ -236,6 +236,21 @@ def check_im2col_col2im(k, kind, dtype, case):
     np.testing.assert_array_equal(back, C.col2im_reference(cols, geom.image, *args))
 
 
+@given(case=conv_cases(max_batch=3, max_channels=4))
+def test_im2col_and_col2im_on_every_thread_equal_reference(case):
+    """The Numba kernels themselves, not through kernels.cpu's wrappers (which run small jobs on
+    one thread): each thread of the pool takes some rows (im2col) or channels (col2im)."""
+    geom, (n, c) = _geometry(case)
+    x = normal((n, c, *geom.image), dtype=np.float32)
+    flat = [v for pair in (geom.kernel, geom.stride, geom.padding, geom.dilation) for v in pair]
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    cols = cpu._im2col(x, *flat, *geom.out)
+    np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
+    cols = normal(cols.shape, 1, np.float32)
+    np.testing.assert_array_equal(cpu._col2im(cols, *geom.image, *flat[2:]),
+                                  C.col2im_reference(cols, geom.image, *args))
+
+
 @given(case=conv_cases(max_batch=2, max_channels=2))
 def test_col2im_is_the_adjoint_of_im2col(case):
     """<im2col(x), c> == <x, col2im(c)>: the identity every conv gradient relies on."""
