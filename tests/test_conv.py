@@ -161,6 +161,31 @@ def test_weight_gradient_op_is_differentiable():
     assert mg.gradgradcheck(f, ts, **TOL)
 
 
+@given(case=conv_transpose_cases(max_batch=4))
+def test_conv_transpose_in_blocks_of_samples_equals_one_block(case):
+    """_conv_transpose makes its columns a block of samples at a time (BLOCK_BYTES): with one
+    sample per block the result and gradients are those of one block for the whole batch."""
+    n, o, c, size, kernel, stride, padding, out_pad, dilation = case
+    arrays = [normal((n, o, *size), 2), normal((o, c, *kernel), 3)]
+    kw = dict(stride=stride, padding=padding, output_padding=out_pad, dilation=dilation)
+
+    def run(block_bytes):
+        calls = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(C, "BLOCK_BYTES", block_bytes)
+            mp.setattr(C, "col2im", lambda cols, geom: calls.append(1) or col2im(cols, geom))
+            y, w = leaves(*arrays)
+            x = mg.conv_transpose2d(y, w, **kw)
+            x.backward(mg.tensor(normal(x.shape, 4)))
+        return [x.numpy(), y.grad.numpy(), w.grad.numpy()], len(calls)
+
+    col2im = C.col2im
+    (whole, one_call), (blocked, calls) = run(1 << 40), run(1)
+    assert one_call == 1 and calls == n  # the forward's col2im, once per block
+    for a, b in zip(blocked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
 def test_max_pool_gradient_goes_to_the_argmax_and_overlaps_add():
     """Overlapping windows (stride < kernel) that share a winner add their gradients."""
     x = mg.tensor(np.array([[[[0.0, 5.0, 1.0, 2.0]]]]), requires_grad=True)
@@ -209,6 +234,21 @@ def check_im2col_col2im(k, kind, dtype, case):
     back = host(k.col2im(on(kind, cols), geom.image, *args))
     assert back.dtype == dtype
     np.testing.assert_array_equal(back, C.col2im_reference(cols, geom.image, *args))
+
+
+@given(case=conv_cases(max_batch=3, max_channels=4))
+def test_im2col_and_col2im_on_every_thread_equal_reference(case):
+    """The Numba kernels themselves, not through kernels.cpu's wrappers (which run small jobs on
+    one thread): each thread of the pool takes some rows (im2col) or channels (col2im)."""
+    geom, (n, c) = _geometry(case)
+    x = normal((n, c, *geom.image), dtype=np.float32)
+    flat = [v for pair in (geom.kernel, geom.stride, geom.padding, geom.dilation) for v in pair]
+    args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
+    cols = cpu._im2col(x, *flat, *geom.out)
+    np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
+    cols = normal(cols.shape, 1, np.float32)
+    np.testing.assert_array_equal(cpu._col2im(cols, *geom.image, *flat[2:]),
+                                  C.col2im_reference(cols, geom.image, *args))
 
 
 @given(case=conv_cases(max_batch=2, max_channels=2))

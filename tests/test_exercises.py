@@ -162,9 +162,9 @@ PLANTED = {
          "reference", OP_VALUES),
         ("wrong sign", "gw = Conv2dWeight.apply(", "gw = -Conv2dWeight.apply(", "gradcheck",
          JACOBIAN),
-        ("raw arrays", "gx = ConvTranspose2d.apply(g, w, geom=self.geom)",
-         "gx = type(g)(ConvTranspose2d.apply(g, w, geom=self.geom).data)", "gradgradcheck",
-         JACOBIAN),
+        ("raw arrays", "gx = ConvTranspose2d.apply(g, w, geom=self.geom, rows=g_rows)",
+         "gx = type(g)(ConvTranspose2d.apply(g, w, geom=self.geom, rows=g_rows).data)",
+         "gradgradcheck", JACOBIAN),
     ],
     "max_pool2d": [
         ("overwrite instead of add", "return _max_pool_backward(g, argmax, geom)",

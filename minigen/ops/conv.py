@@ -52,6 +52,15 @@ So the gradient of each of the three ops is again one of the three ops (``Conv2d
 ``ConvTranspose2d``, ``Conv2dWeight`` below), and gradients of gradients -- WGAN-GP's
 penalty through a convolutional critic -- come for free.
 
+Layouts between the GEMMs
+-------------------------
+The images are ``(N, O, oH, oW)`` but the GEMMs want ``G`` as an ``(O, N*oH*oW)`` matrix, so
+every product is framed by a copy that swaps the first two axes (``_gemm_rows``, and back in
+``_conv``). Such a copy costs about as much as reading the columns once, so each is made
+once: conv2d's backward swaps ``g`` for both of its GEMMs, and conv_transpose2d keeps its
+swapped input for its weight gradient. ``W^T G``, which only col2im reads, is made a block of
+samples at a time (``BLOCK_BYTES``) and never exists whole.
+
 Pooling
 -------
 ``max_pool2d`` gathers the largest pixel of each window; its backward scatters the gradient
@@ -269,6 +278,11 @@ def _swap_batch_and_channels(a):
     return out.reshape(B, A, *a.shape[2:])
 
 
+def _gemm_rows(g):
+    """An image-side (N, O, oH, oW) array as the GEMMs' (O, N*oH*oW) matrix (a copy)."""
+    return _swap_batch_and_channels(g).reshape(g.shape[1], -1)
+
+
 def _conv(x, w, geom, cols):
     """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O);
     ``cols`` is im2col(x)."""
@@ -277,23 +291,40 @@ def _conv(x, w, geom, cols):
     return _swap_batch_and_channels(y.reshape(O, N, *geom.out))
 
 
-def _conv_transpose(g, w, geom):
-    """conv_transpose2d on arrays: cols = w^T(C*kH*kW, O) @ g(O, N*oH*oW), then col2im."""
-    N, O = g.shape[:2]
-    C = w.shape[1]
-    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
-    cols = w.reshape(O, -1).T @ g_mat
-    return col2im(cols.reshape(C, *geom.kernel, N, *geom.out), geom)
+# conv_transpose2d's columns w^T G are a temporary that col2im reads once, so on the CPU they
+# are made a block of samples at a time, each about this many bytes (half a core's L2 cache here):
+# col2im then reads them from the cache, and the step never holds the whole matrix (12.8 MB for
+# a 64 -> 128 channel layer at batch 64). A fresh array that size costs page faults each time
+# it is made -- measured at 1 thread on benchmarks/bench_conv.py's discriminator step: 36.5 ms
+# with the whole matrix, 29-32 ms in blocks.
+BLOCK_BYTES = 1 << 21
 
 
-def _conv_weight(x, g, geom, cols):
+def _conv_transpose(g, w, geom, g_rows):
+    """conv_transpose2d on arrays: cols = w^T(C*kH*kW, O) @ g(O, N*oH*oW), then col2im,
+    for a block of samples at a time; ``g_rows`` is _gemm_rows(g)."""
+    N = g.shape[0]
+    O, C = w.shape[:2]
+    L = geom.out[0] * geom.out[1]
+    w_t = w.reshape(O, -1).T
+    xp = get_array_module(g)
+    # (on a GPU one big product is faster, and there is no such cache to fit)
+    step = max(1, BLOCK_BYTES // (w_t.shape[0] * L * g.itemsize)) if xp is np else N
+    blocks = []
+    for n0 in range(0, N, step):
+        n = min(step, N - n0)
+        cols = w_t @ g_rows[:, n0 * L:(n0 + n) * L]
+        blocks.append(col2im(cols.reshape(C, *geom.kernel, n, *geom.out), geom))
+    return blocks[0] if len(blocks) == 1 else xp.concatenate(blocks)
+
+
+def _conv_weight(x, g, geom, cols, g_rows):
     """The weight gradient on arrays: g(O, N*oH*oW) @ cols^T(N*oH*oW, C*kH*kW); ``cols`` is
-    im2col(x)."""
-    N, C = x.shape[:2]
+    im2col(x) and ``g_rows`` is _gemm_rows(g)."""
+    C = x.shape[1]
     O = g.shape[1]
     cols = cols.reshape(C * geom.kernel[0] * geom.kernel[1], -1)
-    g_mat = _swap_batch_and_channels(g).reshape(O, -1)
-    return (g_mat @ cols.T).reshape(O, C, *geom.kernel)
+    return (g_rows @ cols.T).reshape(O, C, *geom.kernel)
 
 
 # ------------------------------------------------------------------ differentiable ops
@@ -309,8 +340,10 @@ class Conv2d(Function):
 
     def backward(self, g):
         x, w = self.inputs
-        gx = ConvTranspose2d.apply(g, w, geom=self.geom) if self.needs_input_grad[0] else None
-        gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols) \
+        g_rows = _gemm_rows(g.data)  # both gradients are GEMMs with this matrix: made once
+        gx = ConvTranspose2d.apply(g, w, geom=self.geom, rows=g_rows) \
+            if self.needs_input_grad[0] else None
+        gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols, g_rows=g_rows) \
             if self.needs_input_grad[1] else None
         return gx, gw
 
@@ -319,15 +352,17 @@ class ConvTranspose2d(Function):
     """x = conv_transpose2d(y, w) for y (N, O, oH, oW), w (O, C, kH, kW): the adjoint of
     conv2d in its input, so dy = conv2d(g, w), and dw = conv2d_weight(g, y)."""
 
-    def forward(self, y, w, geom):
+    def forward(self, y, w, geom, rows=None):
         self.geom = geom
-        return _conv_transpose(y, w, geom)
+        # y as the GEMM's (O, N*oH*oW) matrix, kept: the weight gradient multiplies it again
+        self.rows = _gemm_rows(y) if rows is None else rows
+        return _conv_transpose(y, w, geom, self.rows)
 
     def backward(self, g):
         y, w = self.inputs
         cols = im2col(g.data, self.geom)  # both gradients read g's windows: build them once
         gy = Conv2d.apply(g, w, geom=self.geom, cols=cols) if self.needs_input_grad[0] else None
-        gw = Conv2dWeight.apply(g, y, geom=self.geom, cols=cols) \
+        gw = Conv2dWeight.apply(g, y, geom=self.geom, cols=cols, g_rows=self.rows) \
             if self.needs_input_grad[1] else None
         return gy, gw
 
@@ -337,14 +372,16 @@ class Conv2dWeight(Function):
     input with the output gradient. Linear in x and in g: for a gradient ``gw`` of dw,
     dx = conv_transpose2d(g, gw) and dg = conv2d(x, gw)."""
 
-    def forward(self, x, g, geom, cols=None):
+    def forward(self, x, g, geom, cols=None, g_rows=None):
         self.geom = geom
         self.cols = im2col(x, geom) if cols is None else cols
-        return _conv_weight(x, g, geom, self.cols)
+        self.g_rows = _gemm_rows(g) if g_rows is None else g_rows
+        return _conv_weight(x, g, geom, self.cols, self.g_rows)
 
     def backward(self, gw):
         x, g = self.inputs
-        gx = ConvTranspose2d.apply(g, gw, geom=self.geom) if self.needs_input_grad[0] else None
+        gx = ConvTranspose2d.apply(g, gw, geom=self.geom, rows=self.g_rows) \
+            if self.needs_input_grad[0] else None
         gg = Conv2d.apply(x, gw, geom=self.geom, cols=self.cols) \
             if self.needs_input_grad[1] else None
         return gx, gg
