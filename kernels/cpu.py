@@ -234,16 +234,26 @@ def _channel_bias(x, b):
     return y
 
 
+# A plain (not parallel) function, called inside the kernels' prange loops. A kernel must not
+# call another *parallel* kernel: its serial twin (``_serial`` below) would still run the
+# callee's parallel loop. _channel_moments once called _channel_sum that way, so every batch
+# norm woke Numba's worker threads, which then spun on the core OpenBLAS needed (with 2
+# threads: 28 ms of CPU per DCGAN step; tests/test_cpu_kernels.py checks no kernel does).
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _sum_of_channel(g, c):
+    total = 0.0
+    for n in range(g.shape[0]):
+        for k in range(g.shape[2]):
+            total += np.float64(g[n, c, k])
+    return total
+
+
 @numba.njit(**_SUMS)
 def _channel_sum(g):
-    N, C, L = g.shape
+    C = g.shape[1]
     out = np.empty(C, dtype=np.float64)
     for c in numba.prange(C):
-        total = 0.0
-        for n in range(N):
-            for k in range(L):
-                total += np.float64(g[n, c, k])
-        out[c] = total
+        out[c] = _sum_of_channel(g, c)
     return out
 
 
@@ -343,11 +353,12 @@ def max_pool2d_backward(g, argmax, image_size, kernel=None, stride=None, padding
 @numba.njit(**_SUMS)
 def _channel_moments(x):
     N, C, L = x.shape
-    mean = _channel_sum(x) / (N * L)
+    mean = np.empty(C, dtype=np.float64)
     var = np.empty(C, dtype=np.float64)
     # two-pass, as _moments: E[x^2] - mean^2 cancels catastrophically when |mean| >> std
     for c in numba.prange(C):
-        m, squares = mean[c], 0.0
+        m = _sum_of_channel(x, c) / (N * L)
+        mean[c], squares = m, 0.0
         for n in range(N):
             for k in range(L):
                 d = np.float64(x[n, c, k]) - m

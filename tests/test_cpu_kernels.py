@@ -3,6 +3,7 @@ their plain NumPy references, and the library's wiring of them (gradients, plant
 
 The conv and pooling kernels are checked in test_conv.py, beside their CUDA twins.
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import given
@@ -300,3 +301,27 @@ def test_small_jobs_run_serial_twins_with_the_parallel_kernels_bits(monkeypatch,
     monkeypatch.setitem(cpu._SERIAL, cpu._relu_forward,
                         lambda a, zero: cpu.leaky_relu(a, 0.1).reshape(-1))
     assert not same(serial, _kernel_results(x, g))
+
+
+def _parallel_callees(namespace):
+    """{kernel: the parallel kernels its body calls by name} for the Numba kernels of a module
+    namespace (only those that call any)."""
+    from numba.core.registry import CPUDispatcher
+    kernels = {n: f for n, f in namespace.items() if isinstance(f, CPUDispatcher)}
+    parallel = {n for n, f in kernels.items() if f.targetoptions.get("parallel")}
+    calls = {n: sorted(parallel & set(f.py_func.__code__.co_names)) for n, f in kernels.items()}
+    return {n: c for n, c in calls.items() if c}
+
+
+def test_no_kernel_calls_a_parallel_kernel():
+    """A serial twin runs its callees as they were compiled: a call to a parallel kernel would
+    wake Numba's threads on every 'serial' call (batch norm's moments once did, through
+    _channel_sum). Kernels share plain functions instead; a planted offender is caught."""
+    namespace = vars(cpu)
+    assert _parallel_callees(namespace) == {}
+
+    def offender(g):
+        return _channel_sum(g)  # noqa: F821  (the name is what the check reads)
+
+    planted = dict(namespace, _offender=numba.njit(parallel=True)(offender))
+    assert _parallel_callees(planted) == {"_offender": ["_channel_sum"]}
