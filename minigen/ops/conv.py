@@ -324,6 +324,13 @@ def _conv_weight(x, g, geom, cols, g_rows):
     C = x.shape[1]
     O = g.shape[1]
     cols = cols.reshape(C * geom.kernel[0] * geom.kernel[1], -1)
+    if cols.shape[0] > O:
+        # the same product, transposed: (cols @ g^T)^T. OpenBLAS runs it faster with the tall
+        # (C*kH*kW, O) result than with the wide (O, C*kH*kW) one (1 thread, the 64 -> 128
+        # channel layer of benchmarks/bench_conv.py: 6.5 ms instead of 7.3); the result is
+        # a transposed view, which nothing downstream needs contiguous. With fewer rows than
+        # filters (a first layer, C*kH*kW = 16 < 64) the wide one wins: 0.45 ms against 0.64.
+        return (cols @ g_rows.T).T.reshape(O, C, *geom.kernel)
     return (g_rows @ cols.T).reshape(O, C, *geom.kernel)
 
 
