@@ -161,13 +161,14 @@ def _max_pool_backward(g, arg, H, W):
 
 
 @numba.njit(**_JIT)
-def _swap01(a):
+def _swap01(a, bias, add):
     A, B, L = a.shape
     out = np.empty((B, A, L), dtype=a.dtype)
     for row in numba.prange(A * B):
         i, j = row // B, row % B
+        b = bias[i]
         for k in range(L):
-            out[j, i, k] = a[i, j, k]
+            out[j, i, k] = a[i, j, k] + b if add else a[i, j, k]
     return out
 
 
@@ -320,11 +321,14 @@ def col2im(cols, image_size, kernel, stride, padding, dilation):
     return _run(_col2im, cols.size, _c(cols), *image_size, *stride, *padding, *dilation)
 
 
-def swap01(a):
+def swap01(a, bias=None):
     """(A, B, L) -> a new contiguous (B, A, L): the conv GEMMs' (channels, batch, pixels)
-    layout to the images' (batch, channels, pixels) and back. NumPy's copy runs on one
-    thread; this one on all of them."""
-    return _run(_swap01, a.size, a)
+    layout to the images' (batch, channels, pixels) and back; with ``bias`` (A,), plus
+    bias[i] on every entry that comes from a[i] (a convolution's bias, added on the way).
+    NumPy's copy runs on one thread; this one on all of them."""
+    add = bias is not None  # without a bias no addition at all: x + 0 turns -0.0 into +0.0
+    b = _per_channel(bias, a.shape[0], a.dtype) if add else np.zeros(a.shape[0], a.dtype)
+    return _run(_swap01, a.size, a, b, add)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, out_size):

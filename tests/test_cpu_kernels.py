@@ -222,6 +222,9 @@ def test_conv_bias_gradients_through_the_kernels(monkeypatch):
     real = cpu.channel_sum
     monkeypatch.setattr(cpu, "channel_sum", lambda g: real(g) * 1.01)
     assert not mg.gradcheck(convs, [x, w, b], raise_exception=False)
+    # conv2d alone (its bias is inside Conv2d, summed from the GEMMs' rows) is caught too
+    assert not mg.gradcheck(lambda x, w, b: mg.conv2d(x, w, b, padding=1), [x, w, b],
+                            raise_exception=False)
 
 
 # ------------------------------------------------------------------ sigmoid-BCE
@@ -256,11 +259,21 @@ def test_bce_with_logits_gradients_through_the_kernels(monkeypatch):
 
 
 def test_swap01_is_the_transposing_copy():
-    a = np.random.default_rng(0).standard_normal((3, 5, 7)).astype(np.float32)
+    """With a bias, the copy plus bias[i] on what comes from a[i] (conv.py's reference: the
+    copy, then one add); without, the bare copy (-0.0 stays -0.0)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    a[0, 0, :3] = [-0.0, np.nan, np.inf]
+    b = rng.standard_normal(3).astype(np.float32)
     for view in (a, a[:, ::2], a[::-1]):  # any strides
         out = cpu.swap01(view)
         assert out.flags.c_contiguous
-        np.testing.assert_array_equal(out, view.transpose(1, 0, 2))
+        bits = view.transpose(1, 0, 2).view(np.uint32)
+        np.testing.assert_array_equal(out.view(np.uint32), bits)
+        expected = np.ascontiguousarray(view.transpose(1, 0, 2))
+        expected += b.reshape(1, 3, 1)
+        np.testing.assert_array_equal(cpu.swap01(view, b), expected)
+        assert not np.array_equal(cpu.swap01(view, b[::-1]), expected)  # a wrong channel's bias
 
 
 # ------------------------------------------------------------------ serial twins
@@ -272,7 +285,7 @@ def _kernel_results(x, g):
     e = np.exp(-np.abs(x))
     return [cpu.relu(x), cpu.leaky_relu(x, 0.1), cpu.leaky_relu_backward(g, x, 0.0), p, m, v,
             cpu.bce_with_logits_backward(g, x, np.abs(g) / 4, e), cpu.channel_sum(g),
-            cpu.channel_bias(x, g[0, :, 0]), *cpu.batch_norm_stats(x),
+            cpu.channel_bias(x, g[0, :, 0]), cpu.swap01(x, g[:, 0, 0]), *cpu.batch_norm_stats(x),
             *cpu.batch_norm_backward(g, x, np.ones(x.shape[1], x.dtype), g[1, :, 1])]
 
 

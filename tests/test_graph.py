@@ -109,9 +109,10 @@ def test_a_whole_conv_vae_loss():
     assert {"Conv2d", "ConvTranspose2d", "Exp", "BCEWithLogits"} <= set(ops(nodes))
     assert by_label(nodes, "{conv1.weight|(2, 1, 4, 4) float32|requires_grad}")
     collapsed, _ = parse(mg.viz.draw_graph(loss, collapse=trace))
-    # 4 conv modules (conv op, bias op; 2 weights; 1 tensor inside) and 5 linear ones (one
-    # op, 2 weights) each become one node
-    assert len(collapsed) == len(nodes) - 4 * 4 - 5 * 2
+    # 2 conv_transpose2d modules (conv op, bias op; 2 weights; 1 tensor inside), 2 conv2d
+    # ones (one op, its bias inside; 2 weights) and 5 linear ones (one op, 2 weights) each
+    # become one node
+    assert len(collapsed) == len(nodes) - 2 * 4 - 2 * 2 - 5 * 2
     assert {"conv1: Conv2d", "deconv2: ConvTranspose2d"} <= {
         label.split("\n")[0] for _, label in collapsed.values()}
 

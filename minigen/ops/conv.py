@@ -58,7 +58,8 @@ The images are ``(N, O, oH, oW)`` but the GEMMs want ``G`` as an ``(O, N*oH*oW)`
 every product is framed by a copy that swaps the first two axes (``_gemm_rows``, and back in
 ``_conv``). Such a copy costs about as much as reading the columns once, so each is made
 once: conv2d's backward swaps ``g`` for both of its GEMMs, and conv_transpose2d keeps its
-swapped input for its weight gradient. ``W^T G``, which only col2im reads, is made a block of
+swapped input for its weight gradient. conv2d's bias rides on these copies too: it is added
+while the output is swapped, and its gradient is the row sums of the swapped ``g``. ``W^T G``, which only col2im reads, is made a block of
 samples at a time (``BLOCK_BYTES``) and never exists whole.
 
 Pooling
@@ -265,16 +266,19 @@ def _max_pool_backward(g, argmax, geom):
 
 
 # ------------------------------------------------------------------ the three GEMMs
-def _swap_batch_and_channels(a):
+def _swap_batch_and_channels(a, bias=None):
     """(A, B, ...) -> a contiguous (B, A, ...): between the GEMMs' (O, N*oH*oW) layout and
-    the images' (N, O, oH, oW)."""
+    the images' (N, O, oH, oW). With ``bias`` (A,), bias[i] is added to every entry that
+    comes from a[i] -- a convolution's bias, on the same pass over memory."""
     A, B = a.shape[:2]
     a3 = a.reshape(A, B, -1)
     if use_numba(a):  # a copy on every thread (kernels/cpu.py)
         from ..kernels import cpu
-        out = cpu.swap01(a3)
+        out = cpu.swap01(a3, bias)
     else:
         out = get_array_module(a).ascontiguousarray(a3.transpose(1, 0, 2))
+        if bias is not None:
+            out += bias.reshape(1, A, 1)
     return out.reshape(B, A, *a.shape[2:])
 
 
@@ -283,12 +287,14 @@ def _gemm_rows(g):
     return _swap_batch_and_channels(g).reshape(g.shape[1], -1)
 
 
-def _conv(x, w, geom, cols):
-    """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O);
-    ``cols`` is im2col(x)."""
+def _conv(x, w, geom, cols, bias=None):
+    """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O),
+    plus ``bias`` (O,) on each channel when given; ``cols`` is im2col(x)."""
     N, O = x.shape[0], w.shape[0]
     y = w.reshape(O, -1) @ cols.reshape(-1, N * geom.out[0] * geom.out[1])
-    return _swap_batch_and_channels(y.reshape(O, N, *geom.out))
+    # the bias rides on the copy that lays y out as (N, O, oH, oW) (a pass of its own cost
+    # 0.25 ms on the 64-channel 14x14 layer of benchmarks/bench_conv.py, 1 thread)
+    return _swap_batch_and_channels(y.reshape(O, N, *geom.out), bias)
 
 
 # conv_transpose2d's columns w^T G are a temporary that col2im reads once, so on the CPU they
@@ -336,23 +342,32 @@ def _conv_weight(x, g, geom, cols, g_rows):
 
 # ------------------------------------------------------------------ differentiable ops
 class Conv2d(Function):
-    """y = conv2d(x, w) for x (N, C, H, W), w (O, C, kH, kW): bilinear, so each gradient is
-    the op with the other argument fixed: dx = conv_transpose2d(g, w), dw = conv2d_weight(x, g)."""
+    """y = conv2d(x, w) (+ bias) for x (N, C, H, W), w (O, C, kH, kW), bias (O,): bilinear in
+    (x, w), so each gradient is the op with the other argument fixed:
+    dx = conv_transpose2d(g, w), dw = conv2d_weight(x, g); and dbias = g summed over all
+    dims but 1 (as PyTorch, the bias is part of the op: both of its passes share the layout
+    copies of the GEMMs)."""
 
-    def forward(self, x, w, geom, cols=None):
+    def forward(self, x, w, bias=None, *, geom, cols=None):
         self.geom = geom
         # the columns of x are kept: the weight gradient is a GEMM with the very same columns
         self.cols = im2col(x, geom) if cols is None else cols
-        return _conv(x, w, geom, self.cols)
+        return _conv(x, w, geom, self.cols, bias)
 
     def backward(self, g):
-        x, w = self.inputs
+        x, w = self.inputs[:2]
         g_rows = _gemm_rows(g.data)  # both gradients are GEMMs with this matrix: made once
         gx = ConvTranspose2d.apply(g, w, geom=self.geom, rows=g_rows) \
             if self.needs_input_grad[0] else None
         gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols, g_rows=g_rows) \
             if self.needs_input_grad[1] else None
-        return gx, gw
+        if len(self.inputs) == 2:
+            return gx, gw
+        # the bias gradient sums the rows of that matrix: contiguous rows, just written, in
+        # cache (from g, each channel is N strided runs of oH*oW: 0.9 ms per step on the
+        # bench_conv discriminator against 0.1)
+        gb = _bias_grad(g, g_rows) if self.needs_input_grad[2] else None
+        return gx, gw, gb
 
 
 class ConvTranspose2d(Function):
@@ -472,18 +487,35 @@ def _check_same_kind(x, t, op, name):
         raise TypeError(f"{op}: needs float32 or float64 tensors, got {x.dtype}")
 
 
+def _check_bias(bias, channels, x, op):
+    if not isinstance(bias, Tensor) or bias.shape != (channels,):
+        raise ValueError(f"{op}: bias must be a Tensor of shape ({channels},), got "
+                         f"{getattr(bias, 'shape', type(bias).__name__)}")
+    _check_same_kind(x, bias, op, "bias")
+
+
 def _add_bias(y, bias, op):
     if bias is None:
         return y
-    if not isinstance(bias, Tensor) or bias.shape != (y.shape[1],):
-        raise ValueError(f"{op}: bias must be a Tensor of shape ({y.shape[1]},), got "
-                         f"{getattr(bias, 'shape', type(bias).__name__)}")
-    _check_same_kind(y, bias, op, "bias")
+    _check_bias(bias, y.shape[1], y, op)
     return ChannelBias.apply(y, bias)
 
 
+def _bias_grad(g, rows=None):
+    """dL/dbias for y + bias[c]: the Tensor g (N, C, ...) summed over every dim but 1.
+    ``rows``, when given, is g's array laid out as (C, N*...) (_gemm_rows): its rows are the
+    same sums, each contiguous."""
+    C = g.shape[1]
+    if use_numba(g.data) and not is_grad_enabled():
+        from ..kernels import cpu
+        return Tensor(cpu.channel_sum(g.data if rows is None else rows.reshape(1, C, -1)))
+    # differentiable (create_graph), or on CuPy / the reference path
+    return unbroadcast(g, (1, C) + (1,) * (g.ndim - 2)).reshape(C)
+
+
 class ChannelBias(Function):
-    """y + bias[c] on every pixel of channel c: a convolution's bias, as one op.
+    """y + bias[c] on every pixel of channel c: conv_transpose2d's bias, as one op (conv2d adds
+    its own inside Conv2d).
 
     It is ``y + reshape(bias, (1, C, 1, 1))``, whose broadcasting add and (in the backward)
     sum over the batch and the pixels NumPy runs in several short strided passes; the Numba
@@ -496,14 +528,7 @@ class ChannelBias(Function):
         return y + bias.reshape(1, -1, *(1,) * (y.ndim - 2))
 
     def backward(self, g):
-        gb = None
-        if self.needs_input_grad[1]:
-            if use_numba(g.data) and not is_grad_enabled():
-                from ..kernels import cpu
-                gb = Tensor(cpu.channel_sum(g.data))
-            else:  # differentiable (create_graph), or on CuPy / the reference path
-                gb = unbroadcast(g, (1, g.shape[1]) + (1,) * (g.ndim - 2)).reshape(g.shape[1])
-        return g, gb
+        return g, (_bias_grad(g) if self.needs_input_grad[1] else None)
 
 
 def _check_fits(x, kernel, padding, dilation, op):
@@ -527,7 +552,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     _check_fits(x, kernel, padding, dilation, op)
     out = tuple(conv_output_size(*a) for a in zip(x.shape[2:], kernel, stride, padding, dilation))
     geom = Geometry(kernel, stride, padding, dilation, x.shape[2:], out)
-    y = _add_bias(Conv2d.apply(x, weight, geom=geom), bias, op)
+    if bias is not None:
+        _check_bias(bias, weight.shape[0], x, op)
+    y = Conv2d.apply(x, weight, *(() if bias is None else (bias,)), geom=geom)
     return _unbatched(y, unbatched)
 
 
