@@ -92,18 +92,22 @@ COL2IM_SAMPLES = 16
 
 
 @numba.njit(**_JIT)
-def _col2im(cols, H, W, sH, sW, pH, pW, dH, dW):
+def _col2im(cols, image, sH, sW, pH, pW, dH, dW):
     C, kH, kW, N, oH, oW = cols.shape
+    H, W = image.shape[2:]
     L = oH * oW
     rows = cols.reshape(C, kH, kW, N, L)
     taps = _tap_offsets(kH, kW, sH, sW, pH, pW, dH, dW, oH, oW, H, W)
-    x = np.zeros((N, C, H * W), dtype=cols.dtype)
+    x = image.reshape(N, C, H * W)  # (N, C, H, W), contiguous: overwritten
     blocks = (N + COL2IM_SAMPLES - 1) // COL2IM_SAMPLES
     # one channel of COL2IM_SAMPLES samples per step: it reads runs of COL2IM_SAMPLES*oH*oW
     # values from each row (c, i, j) of the (C*kH*kW, N*oH*oW) matrix (one plane at a time
     # read runs of oH*oW, and took up to twice as long)
     for piece in numba.prange(C * blocks):
         c, n0 = piece // blocks, piece % blocks * COL2IM_SAMPLES
+        for n in range(n0, min(N, n0 + COL2IM_SAMPLES)):  # zeroed here, then kept in cache
+            for k in range(H * W):
+                x[n, c, k] = 0
         # kernel taps outermost: every pixel receives its terms in (i, j) order, as in the
         # reference's loop, so the float sums agree bit for bit
         for i in range(kH):
@@ -113,7 +117,7 @@ def _col2im(cols, H, W, sH, sW, pH, pW, dH, dW):
                         t = taps[i, j, k]
                         if t >= 0:  # entries over the padding are dropped
                             x[n, c, t] += rows[c, i, j, n, k]
-    return x.reshape((N, C, H, W))
+    return image
 
 
 @numba.njit(**_JIT)
@@ -316,9 +320,14 @@ def im2col(x, kernel, stride, padding, dilation, out_size):
     return _run(_im2col, work, _c(x), *kernel, *stride, *padding, *dilation, *out_size)
 
 
-def col2im(cols, image_size, kernel, stride, padding, dilation):
-    """The adjoint of ``im2col``: every column entry is added back onto the pixel it came from."""
-    return _run(_col2im, cols.size, _c(cols), *image_size, *stride, *padding, *dilation)
+def col2im(cols, image_size, kernel, stride, padding, dilation, out=None):
+    """The adjoint of ``im2col``: every column entry is added back onto the pixel it came from.
+    ``out``: a contiguous (N, C, H, W) array to write the image into (its values are not
+    read), e.g. a block of samples of a bigger image; by default a new one."""
+    C, N = cols.shape[0], cols.shape[3]
+    if out is None:
+        out = np.empty((N, C, *image_size), dtype=cols.dtype)
+    return _run(_col2im, cols.size, _c(cols), out, *stride, *padding, *dilation)
 
 
 def swap01(a, bias=None):

@@ -243,14 +243,23 @@ def im2col(x, geom):
     return k.im2col(x, *args) if k else im2col_reference(x, *args)
 
 
-def col2im(cols, geom):
+def col2im(cols, geom, out=None):
+    """The image of the columns ``cols``; ``out``, when given, is a contiguous array to write
+    it into (the Numba kernel writes there directly; other results are copied in)."""
+    k = hot_loops(cols)
+    args = (geom.image, geom.kernel, geom.stride, geom.padding, geom.dilation)
     if _one_window(geom):  # one transposing copy (no sums: every pixel is in one window)
         C, N = cols.shape[0], cols.shape[3]
         xp = get_array_module(cols)
-        return xp.ascontiguousarray(cols.reshape(-1, N).T).reshape(N, C, *geom.image)
-    k = hot_loops(cols)
-    args = (geom.image, geom.kernel, geom.stride, geom.padding, geom.dilation)
-    return k.col2im(cols, *args) if k else col2im_reference(cols, *args)
+        image = xp.ascontiguousarray(cols.reshape(-1, N).T).reshape(N, C, *geom.image)
+    elif k is not None and use_numba(cols):
+        return k.col2im(cols, *args, out=out)
+    else:
+        image = k.col2im(cols, *args) if k else col2im_reference(cols, *args)
+    if out is None:
+        return image
+    out[...] = image
+    return out
 
 
 def _max_pool_forward(x, geom):
@@ -316,12 +325,16 @@ def _conv_transpose(g, w, geom, g_rows):
     xp = get_array_module(g)
     # (on a GPU one big product is faster, and there is no such cache to fit)
     step = max(1, BLOCK_BYTES // (w_t.shape[0] * L * g.itemsize)) if xp is np else N
-    blocks = []
+    if step >= N:
+        return col2im((w_t @ g_rows).reshape(C, *geom.kernel, N, *geom.out), geom)
+    # each block's image goes straight into its samples of the output (no concatenation:
+    # one copy of the image less)
+    image = xp.empty((N, C, *geom.image), dtype=g.dtype)
     for n0 in range(0, N, step):
         n = min(step, N - n0)
         cols = w_t @ g_rows[:, n0 * L:(n0 + n) * L]
-        blocks.append(col2im(cols.reshape(C, *geom.kernel, n, *geom.out), geom))
-    return blocks[0] if len(blocks) == 1 else xp.concatenate(blocks)
+        col2im(cols.reshape(C, *geom.kernel, n, *geom.out), geom, out=image[n0:n0 + n])
+    return image
 
 
 def _conv_weight(x, g, geom, cols, g_rows):
