@@ -176,6 +176,22 @@ def _swap01(a, bias, add):
     return out
 
 
+@numba.njit(**_SUMS)
+def _swap01_sums(a):
+    A, B, L = a.shape
+    out = np.empty((B, A, L), dtype=a.dtype)
+    sums = np.empty(B, dtype=np.float64)
+    for j in numba.prange(B):  # a whole row of the result per step: its sum has one owner
+        total = 0.0
+        for i in range(A):
+            for k in range(L):
+                v = a[i, j, k]
+                out[j, i, k] = v
+                total += np.float64(v)
+        sums[j] = total
+    return out, sums
+
+
 # ---------------------------------------------------------------- elementwise (flat arrays)
 @numba.njit(**_JIT)
 def _relu_forward(x, zero):
@@ -338,6 +354,13 @@ def swap01(a, bias=None):
     add = bias is not None  # without a bias no addition at all: x + 0 turns -0.0 into +0.0
     b = _per_channel(bias, a.shape[0], a.dtype) if add else np.zeros(a.shape[0], a.dtype)
     return _run(_swap01, a.size, a, b, add)
+
+
+def swap01_sums(a):
+    """swap01(a), and the sum over A and L for each b in float64, returned in a's dtype (B,):
+    a conv2d's output gradient laid out for the GEMMs, and its bias gradient, in one pass."""
+    out, sums = _run(_swap01_sums, a.size, a)
+    return out, sums.astype(a.dtype)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, out_size):

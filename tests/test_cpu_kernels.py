@@ -219,12 +219,17 @@ def test_conv_bias_gradients_through_the_kernels(monkeypatch):
         h = mg.conv2d(x, w, b, padding=1)
         return mg.conv_transpose2d(h * h, w, b[:3], stride=2)
     assert mg.gradcheck(convs, [x, w, b]) and mg.gradgradcheck(convs, [x, w, b])
+    def conv(x, w, b):
+        return mg.conv2d(x, w, b, padding=1)
+    # conv_transpose2d's bias gradient is channel_sum's, conv2d's swap01_sums'
     real = cpu.channel_sum
     monkeypatch.setattr(cpu, "channel_sum", lambda g: real(g) * 1.01)
     assert not mg.gradcheck(convs, [x, w, b], raise_exception=False)
-    # conv2d alone (its bias is inside Conv2d, summed from the GEMMs' rows) is caught too
-    assert not mg.gradcheck(lambda x, w, b: mg.conv2d(x, w, b, padding=1), [x, w, b],
-                            raise_exception=False)
+    assert mg.gradcheck(conv, [x, w, b])
+    monkeypatch.setattr(cpu, "channel_sum", real)
+    real_swap = cpu.swap01_sums
+    monkeypatch.setattr(cpu, "swap01_sums", lambda g: (real_swap(g)[0], real_swap(g)[1] * 1.01))
+    assert not mg.gradcheck(conv, [x, w, b], raise_exception=False)
 
 
 # ------------------------------------------------------------------ sigmoid-BCE
@@ -274,6 +279,10 @@ def test_swap01_is_the_transposing_copy():
         expected += b.reshape(1, 3, 1)
         np.testing.assert_array_equal(cpu.swap01(view, b), expected)
         assert not np.array_equal(cpu.swap01(view, b[::-1]), expected)  # a wrong channel's bias
+        out, sums = cpu.swap01_sums(view)  # the copy, and the sums over axes 0 and 2
+        np.testing.assert_array_equal(out.view(np.uint32), bits)
+        assert sums.dtype == np.float32
+        np.testing.assert_allclose(sums, view.sum(axis=(0, 2)), rtol=1e-6)
 
 
 # ------------------------------------------------------------------ serial twins
@@ -285,7 +294,8 @@ def _kernel_results(x, g):
     e = np.exp(-np.abs(x))
     return [cpu.relu(x), cpu.leaky_relu(x, 0.1), cpu.leaky_relu_backward(g, x, 0.0), p, m, v,
             cpu.bce_with_logits_backward(g, x, np.abs(g) / 4, e), cpu.channel_sum(g),
-            cpu.channel_bias(x, g[0, :, 0]), cpu.swap01(x, g[:, 0, 0]), *cpu.batch_norm_stats(x),
+            cpu.channel_bias(x, g[0, :, 0]), cpu.swap01(x, g[:, 0, 0]), *cpu.swap01_sums(x),
+            *cpu.batch_norm_stats(x),
             *cpu.batch_norm_backward(g, x, np.ones(x.shape[1], x.dtype), g[1, :, 1])]
 
 

@@ -296,6 +296,19 @@ def _gemm_rows(g):
     return _swap_batch_and_channels(g).reshape(g.shape[1], -1)
 
 
+def _gemm_rows_and_bias_grad(g):
+    """_gemm_rows of the Tensor g's array, and dL/dbias of a conv2d's bias (g summed over every
+    dim but 1, a Tensor). On the CPU one pass over g makes both: each channel's sum is taken
+    while the channel is copied into its row (a sum of its own, even over the contiguous rows,
+    cost 0.5 ms per step of benchmarks/bench_conv.py's discriminator at 1 thread)."""
+    if use_numba(g.data) and not is_grad_enabled():
+        from ..kernels import cpu
+        N, O = g.shape[:2]
+        rows, sums = cpu.swap01_sums(g.data.reshape(N, O, -1))
+        return rows.reshape(O, -1), Tensor(sums)
+    return _gemm_rows(g.data), _bias_grad(g)
+
+
 def _conv(x, w, geom, cols, bias=None):
     """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O),
     plus ``bias`` (O,) on each channel when given; ``cols`` is im2col(x)."""
@@ -369,18 +382,15 @@ class Conv2d(Function):
 
     def backward(self, g):
         x, w = self.inputs[:2]
-        g_rows = _gemm_rows(g.data)  # both gradients are GEMMs with this matrix: made once
+        # both gradients are GEMMs with this matrix: made once; the bias gradient, when one
+        # is wanted, is summed on the same pass over g
+        bias_grad = len(self.inputs) == 3 and self.needs_input_grad[2]
+        g_rows, gb = _gemm_rows_and_bias_grad(g) if bias_grad else (_gemm_rows(g.data), None)
         gx = ConvTranspose2d.apply(g, w, geom=self.geom, rows=g_rows) \
             if self.needs_input_grad[0] else None
         gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols, g_rows=g_rows) \
             if self.needs_input_grad[1] else None
-        if len(self.inputs) == 2:
-            return gx, gw
-        # the bias gradient sums the rows of that matrix: contiguous rows, just written, in
-        # cache (from g, each channel is N strided runs of oH*oW: 0.9 ms per step on the
-        # bench_conv discriminator against 0.1)
-        gb = _bias_grad(g, g_rows) if self.needs_input_grad[2] else None
-        return gx, gw, gb
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
 
 class ConvTranspose2d(Function):
@@ -514,14 +524,12 @@ def _add_bias(y, bias, op):
     return ChannelBias.apply(y, bias)
 
 
-def _bias_grad(g, rows=None):
-    """dL/dbias for y + bias[c]: the Tensor g (N, C, ...) summed over every dim but 1.
-    ``rows``, when given, is g's array laid out as (C, N*...) (_gemm_rows): its rows are the
-    same sums, each contiguous."""
+def _bias_grad(g):
+    """dL/dbias for y + bias[c]: the Tensor g (N, C, ...) summed over every dim but 1."""
     C = g.shape[1]
     if use_numba(g.data) and not is_grad_enabled():
         from ..kernels import cpu
-        return Tensor(cpu.channel_sum(g.data if rows is None else rows.reshape(1, C, -1)))
+        return Tensor(cpu.channel_sum(g.data))
     # differentiable (create_graph), or on CuPy / the reference path
     return unbroadcast(g, (1, C) + (1,) * (g.ndim - 2)).reshape(C)
 
