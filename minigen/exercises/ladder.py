@@ -466,9 +466,11 @@ def network_exercises():
                  "oW) is y with N and O swapped. Keep the columns (self.cols): "
                  "Conv2dWeight.apply(x, g, geom=..., cols=self.cols) reuses them.",
             stub=[Lib(conv.Conv2d, {"forward": "self.geom = geom; self.cols = im2col(x, geom); "
-                                               "y = one GEMM, laid out as (N, O, oH, oW)",
+                                               "y = one GEMM, laid out as (N, O, oH, oW) "
+                                               "(+ bias[o] on channel o when a bias is given)",
                                     "backward": "(dL/dx, dL/dw) with ConvTranspose2d.apply and "
-                                                "Conv2dWeight.apply"})],
+                                                "Conv2dWeight.apply (and dL/dbias, g summed "
+                                                "over every dim but 1, with a bias)"})],
             solution=[Lib(conv._conv), Lib(conv.Conv2d)], hide=("_conv",),
             note="""
                 Its backward calls the two other bilinear maps of minigen/ops/conv.py, whose own

@@ -59,8 +59,8 @@ every product is framed by a copy that swaps the first two axes (``_gemm_rows``,
 ``_conv``). Such a copy costs about as much as reading the columns once, so each is made
 once: conv2d's backward swaps ``g`` for both of its GEMMs, and conv_transpose2d keeps its
 swapped input for its weight gradient. conv2d's bias rides on these copies too: it is added
-while the output is swapped, and its gradient is the row sums of the swapped ``g``. ``W^T G``, which only col2im reads, is made a block of
-samples at a time (``BLOCK_BYTES``) and never exists whole.
+while the output is swapped, and its gradient is summed while ``g`` is. ``W^T G``, which only
+col2im reads, is made a block of samples at a time (``BLOCK_BYTES``) and never exists whole.
 
 Pooling
 -------
@@ -299,8 +299,8 @@ def _gemm_rows(g):
 def _gemm_rows_and_bias_grad(g):
     """_gemm_rows of the Tensor g's array, and dL/dbias of a conv2d's bias (g summed over every
     dim but 1, a Tensor). On the CPU one pass over g makes both: each channel's sum is taken
-    while the channel is copied into its row (a sum of its own, even over the contiguous rows,
-    cost 0.5 ms per step of benchmarks/bench_conv.py's discriminator at 1 thread)."""
+    while the channel is copied into its row (summing the rows in a pass of their own made
+    benchmarks/bench_conv.py's discriminator step 0.25 ms slower at 1 thread)."""
     if use_numba(g.data) and not is_grad_enabled():
         from ..kernels import cpu
         N, O = g.shape[:2]
