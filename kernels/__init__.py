@@ -61,3 +61,14 @@ def hot_loops(array):
         from . import cpu
         return cpu
     return cuda_for(array)
+
+
+def matmul(a, b):
+    """``a @ b`` on arrays. On NumPy arrays (kernels on), large 2-D products run on Numba's
+    threads (``blas.py``: one pool of threads for products and kernels); otherwise it is the
+    array library's own matmul."""
+    if use_numba(a):
+        from . import blas
+        return blas.matmul(a, b)
+    from ..backend import get_array_module
+    return get_array_module(a).matmul(a, b)

@@ -281,17 +281,26 @@ def _channel_sum(g):
 # ---------------------------------------------------------------- the interface
 # Waking the other threads and waiting for them at the end costs microseconds on an idle
 # machine but milliseconds on a busy one (one thread that is not scheduled holds up the rest),
-# so small jobs -- gradient checks, tests, tiny layers -- run on the calling thread alone.
-# A training step launches many kernels (the fused elementwise ones: several per layer), so
-# the bar is high: a million elements, a few hundred microseconds of work for one thread.
-# (At 1 << 16, with 2 threads while other jobs ran (load 2.2-2.6), a DCGAN iteration took
-# 466 ms instead of the 220 ms of the code before these kernels, and the MLP step of
-# benchmarks/bench_mlp.py at batch 512 33 ms instead of 8: most launches waited for a thread.)
-PARALLEL_MIN_ELEMENTS = 1 << 20
+# so small jobs -- gradient checks, tests, tiny layers -- run on the calling thread alone, and
+# with one thread every kernel does. The bar was a million elements while NumPy's BLAS ran
+# the products on a pool of its own: every parallel kernel then woke a second pool, whose
+# threads spun on the cores the products' threads wanted. Since the large products run on
+# Numba's threads too (kernels/blas.py), the threads a kernel needs are the ones the last
+# product left spinning, and far smaller kernels gain. Medians of one step in ms, 2 threads,
+# each setting in turn on every call, on the 2-vCPU VM of the benchmarks (load about 2):
+#
+#     step                       two pools, 2**20   one pool: 2**20   2**18   2**16
+#     DCGAN NS iteration, b. 64       115.5              97.8          85.6    78.1
+#     conv VAE, batch 128              83.2              72.6          67.6    64.4
+#     MLP VAE, batch 128               11.9               8.2           7.3     7.0
+#     MLP, batch 512                   11.3               7.3           7.0     6.6
+#
+# (On a machine whose cores are busy with other jobs, one thread is faster: see threads.py.)
+PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 def _run(kernel, n_elements, *args):
-    if n_elements >= PARALLEL_MIN_ELEMENTS:
+    if n_elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1:
         return kernel(*args)
     return _serial(kernel)(*args)
 

@@ -36,6 +36,16 @@ took 4.8 ms at batch 512 and 1.5-1.6 at 64 (each wake-up costs). OpenBLAS reads 
 (``OPENBLAS_THREAD_TIMEOUT``, log2 of the cycles) only when it starts its threads, so minigen
 sets the variable, has the library read it again and restarts the threads
 (``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so it keeps its own behaviour.
+
+**One pool.** Shorter spinning only softens the clash. With more than one thread minigen's
+large products no longer use OpenBLAS's threads at all: ``kernels/blas.py`` cuts each into one
+block per Numba thread and has every thread make a single-threaded BLAS call on its block
+(``one_blas_thread``), so the products and the kernels run on the same threads, which are
+already awake when the next one starts. Medians in ms, 2 threads, each setting in turn on
+every call (minigen's kernels from 2**16 elements in parallel with one pool, kernels/cpu.py):
+DCGAN NS iteration 115.5 with two pools, 78.1 with one; conv VAE 83.2 / 64.4; MLP VAE 11.9 /
+7.0; MLP batch 512 11.3 / 6.6. OpenBLAS's own threads still serve the products minigen does
+not split (batched, or in strides BLAS cannot read).
 The OpenMP side is left alone: libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, and
 PyTorch shares the copy Numba loads first (same soname), so setting it would change PyTorch
 too (with ``OMP_WAIT_POLICY=PASSIVE`` as well the classifier step took 65 ms).
@@ -110,6 +120,22 @@ def set_num_threads(n):
     if functions is not None:
         functions[0](n)
 
+
+
+class one_blas_thread:
+    """``with one_blas_thread():`` NumPy's BLAS uses one thread inside the block (then the
+    count it had): for products that minigen itself spreads over Numba's threads, each
+    thread calling BLAS on its own block (``kernels/blas.py``)."""
+
+    def __enter__(self):
+        functions = _blas_functions()
+        self.before = None if functions is None else int(functions[1]())
+        if self.before is not None and self.before > 1:
+            functions[0](1)
+
+    def __exit__(self, *exc):
+        if self.before is not None and self.before > 1:
+            _blas_functions()[0](self.before)
 
 def _spin_functions():
     """OpenBLAS's (read_env, thread_timeout, thread_shutdown), or None (no OpenBLAS found, or

@@ -158,7 +158,8 @@ PLANTED = {
          "stability", VALUES),
     ],
     "conv2d": [
-        ("kernel transposed", "y = w.reshape(O, -1) @", "y = w.transpose(0, 1, 3, 2).reshape(O, -1) @",
+        ("kernel transposed", "y = array_matmul(w.reshape(O, -1),",
+         "y = array_matmul(w.transpose(0, 1, 3, 2).reshape(O, -1),",
          "reference", OP_VALUES),
         ("wrong sign", "gw = Conv2dWeight.apply(", "gw = -Conv2dWeight.apply(", "gradcheck",
          JACOBIAN),

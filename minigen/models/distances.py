@@ -17,6 +17,7 @@ same two ways as CUDA kernels (``kernels/classical.cu``).
 import numpy as np
 
 from ..backend import get_array_module
+from ..kernels import matmul
 
 METRICS = ("euclidean", "dot", "manhattan", "supremum")
 _ALIASES = {"l2": "euclidean", "inner": "dot", "cosine": "dot", "l1": "manhattan",
@@ -95,7 +96,7 @@ def nearest(X, W, metric="euclidean"):
     X = np.ascontiguousarray(X)
     W = np.ascontiguousarray(W, dtype=X.dtype)
     if code in (0, 1):  # BLAS does the heavy product; the kernel does the rest in one pass
-        gram = X @ W.T
+        gram = matmul(X, W.T)  # on minigen's threads (kernels/blas.py)
         x_sq = np.einsum("ij,ij->i", X, X) if code == 0 else np.zeros(1, X.dtype)
         w_sq = np.einsum("ij,ij->i", W, W) if code == 0 else np.zeros(1, X.dtype)
         with K.threads_for(gram.size):

@@ -16,6 +16,7 @@ distances to the nearest centre, the criterion E = min sum rho(X, W_k) of the le
 import numpy as np
 
 from ..backend import get_array_module
+from ..kernels import matmul
 from . import distances
 from ._checks import as_data_matrix
 
@@ -121,7 +122,7 @@ class KMeans:
                 state.update(x_sq=_row_norms_sq(X), labels=np.full(X.shape[0], -1, np.int64),
                              sums=np.zeros((k, X.shape[1])), counts=np.zeros(k))
             centres = centres.astype(X.dtype)
-            gram = X @ centres.T
+            gram = matmul(X, centres.T)  # on minigen's threads (kernels/blas.py)
             with threads_for(X.size):
                 d2, _ = lloyd_from_gram(X, gram, state["x_sq"], _row_norms_sq(centres),
                                         state["labels"], state["sums"], state["counts"],

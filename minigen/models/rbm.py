@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from ..kernels import cuda_for, use_numba
+from ..kernels import cuda_for, matmul, use_numba
 from ._checks import as_data_matrix, require_finite
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
@@ -131,21 +131,21 @@ class RBM:
     # ------------------------------------------------------------------ conditionals
     def hidden_probs(self, v):
         """P(h_j = 1 | v) = sigma(b_j + sum_i v_i w_ij)."""
-        return sigmoid_bias(v @ self.W, self.b, overwrite_pre=True)
+        return sigmoid_bias(matmul(v, self.W), self.b, overwrite_pre=True)
 
     def sample_hidden(self, v, rng=None):
         """(P(h | v), a binary draw from it)."""
-        return bernoulli(v @ self.W, self.b, rng or self._rng, overwrite_pre=True)
+        return bernoulli(matmul(v, self.W), self.b, rng or self._rng, overwrite_pre=True)
 
     def visible_mean(self, h):
         """E[v | h]: sigma(a + W h) (Bernoulli) or a + W h (Gaussian)."""
-        pre = h @ self.W.T
+        pre = matmul(h, self.W.T)
         return sigmoid_bias(pre, self.a) if self.visible == "bernoulli" else pre + self.a
 
     def sample_visible_(self, h, rng=None):
         """(E[v | h], a draw from P(v | h))."""
         rng = rng or self._rng
-        pre = h @ self.W.T
+        pre = matmul(h, self.W.T)
         if self.visible == "bernoulli":
             return bernoulli(pre, self.a, rng, overwrite_pre=True)
         mean = pre + self.a
@@ -285,7 +285,7 @@ class RBM:
         V = xp.concatenate([v0, vk])
         P = xp.concatenate([ph0, phk])
         P *= s[:, None]
-        dW = V.T @ P
+        dW = matmul(V.T, P)
         if self.weight_decay:
             dW -= (lr * self.weight_decay) * self.W
         for param, vel, delta in zip((self.W, self.a, self.b), self._velocity,

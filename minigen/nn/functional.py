@@ -25,6 +25,7 @@ from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..kernels import cuda_for, hot_loops
+from ..kernels import matmul as array_matmul
 from .. import ops
 from ..ops import (clamp, exp, getitem, log, log_softmax, matmul, mean, pad, permute, reshape,
                    sigmoid, softmax, sum, tanh, transpose, unbroadcast, where)
@@ -55,7 +56,7 @@ class Linear(Function):
     """
 
     def forward(self, x, weight, bias=None):
-        y = x @ weight.T            # BLAS reads the transposed view directly: no copy
+        y = array_matmul(x, weight.T)  # BLAS reads the transposed view directly: no copy
         if bias is not None:
             y += bias               # broadcast over rows, in place: no second (N, out) array
         return y

@@ -82,6 +82,7 @@ from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..kernels import hot_loops, use_numba
+from ..kernels import matmul as array_matmul
 from ..tensor import Tensor
 from .shape import reshape, unbroadcast
 
@@ -313,7 +314,7 @@ def _conv(x, w, geom, cols, bias=None):
     """conv2d on arrays: y = w(O, C*kH*kW) @ cols(C*kH*kW, N*oH*oW), then (O, N) -> (N, O),
     plus ``bias`` (O,) on each channel when given; ``cols`` is im2col(x)."""
     N, O = x.shape[0], w.shape[0]
-    y = w.reshape(O, -1) @ cols.reshape(-1, N * geom.out[0] * geom.out[1])
+    y = array_matmul(w.reshape(O, -1), cols.reshape(-1, N * geom.out[0] * geom.out[1]))
     # the bias rides on the copy that lays y out as (N, O, oH, oW) (a pass of its own cost
     # 0.25 ms on the 64-channel 14x14 layer of benchmarks/bench_conv.py, 1 thread)
     return _swap_batch_and_channels(y.reshape(O, N, *geom.out), bias)
@@ -339,13 +340,13 @@ def _conv_transpose(g, w, geom, g_rows):
     # (on a GPU one big product is faster, and there is no such cache to fit)
     step = max(1, BLOCK_BYTES // (w_t.shape[0] * L * g.itemsize)) if xp is np else N
     if step >= N:
-        return col2im((w_t @ g_rows).reshape(C, *geom.kernel, N, *geom.out), geom)
+        return col2im(array_matmul(w_t, g_rows).reshape(C, *geom.kernel, N, *geom.out), geom)
     # each block's image goes straight into its samples of the output (no concatenation:
     # one copy of the image less)
     image = xp.empty((N, C, *geom.image), dtype=g.dtype)
     for n0 in range(0, N, step):
         n = min(step, N - n0)
-        cols = w_t @ g_rows[:, n0 * L:(n0 + n) * L]
+        cols = array_matmul(w_t, g_rows[:, n0 * L:(n0 + n) * L])
         col2im(cols.reshape(C, *geom.kernel, n, *geom.out), geom, out=image[n0:n0 + n])
     return image
 
@@ -362,8 +363,8 @@ def _conv_weight(x, g, geom, cols, g_rows):
         # channel layer of benchmarks/bench_conv.py: 6.5 ms instead of 7.3); the result is
         # a transposed view, which nothing downstream needs contiguous. With fewer rows than
         # filters (a first layer, C*kH*kW = 16 < 64) the wide one wins: 0.45 ms against 0.64.
-        return (cols @ g_rows.T).T.reshape(O, C, *geom.kernel)
-    return (g_rows @ cols.T).reshape(O, C, *geom.kernel)
+        return array_matmul(cols, g_rows.T).T.reshape(O, C, *geom.kernel)
+    return array_matmul(g_rows, cols.T).reshape(O, C, *geom.kernel)
 
 
 # ------------------------------------------------------------------ differentiable ops

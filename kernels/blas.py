@@ -1,0 +1,134 @@
+"""Matrix products on Numba's threads: one pool of threads for a whole training step.
+
+A training step alternates matrix products (BLAS: OpenBLAS in NumPy's wheels) with
+elementwise and copy kernels (Numba, ``cpu.py``). Each library brings its own pool of
+threads, and each pool's threads spin for a while after their work, waiting for more: with 2
+threads on 2 cores, OpenBLAS's idle worker then holds the core a Numba kernel needs and
+Numba's the core the next product needs (``minigen/threads.py`` measures it). So with more
+than one thread minigen runs its large products on Numba's threads instead: ``C = A @ B`` is
+cut into one block of rows (or of columns) per thread, and a Numba parallel loop has each
+thread call the BLAS library's ``sgemm``/``dgemm`` on its block, with the library told to use
+one thread meanwhile. The same threads then run the next kernel; no second pool wakes up.
+
+The blocks are the product's own rows: ``C[m0:m1] = A[m0:m1] @ B`` (each thread reads all of
+B) or, when C has few rows, ``C[:, n0:n1] = A @ B[:, n0:n1]``. Every entry of C is a dot
+product summed by the same BLAS kernel either way, so the result is the same matrix as one
+call (tested bit for bit against ``numpy.matmul`` at 1 thread).
+
+With one thread, for small products, for anything but 2-D float32/float64 operands BLAS can
+read in place (see ``_as_blas_operand``), or where no BLAS with
+the C interface is found, ``matmul`` is ``numpy.matmul``.
+"""
+import ctypes
+
+import numba
+import numpy as np
+
+# the C interface's constants (cblas.h): row-major storage, and "read this operand transposed"
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+# Splitting pays from here on: M*N*K multiply-adds, OpenBLAS's own bar for using its threads
+# (65536 * GEMM_MULTITHREAD_THRESHOLD 4).
+SPLIT_MIN_WORK = 1 << 18
+
+# cblas gemm symbols of the OpenBLAS builds NumPy ships (scipy-openblas, 64- or 32-bit ints)
+# and of a plain system OpenBLAS
+_GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ctypes.c_int32),
+                 ("cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm", ctypes.c_int32))
+
+_split = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
+
+
+def _gemm_function(library, prefix, scalar):
+    """ctypes handle on ``cblas_?gemm`` (prefix "s" float32, "d" float64), or None."""
+    for pattern, integer in _GEMM_SYMBOLS:
+        name = pattern.format(prefix)
+        if hasattr(library, name):
+            address = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+            signature = ctypes.CFUNCTYPE(
+                None, ctypes.c_int, ctypes.c_int, ctypes.c_int,    # order, trans A, trans B
+                integer, integer, integer, scalar,                 # M, N, K, alpha
+                ctypes.c_void_p, integer, ctypes.c_void_p, integer,  # A, lda, B, ldb
+                scalar, ctypes.c_void_p, integer)                  # beta, C, ldc
+            return signature(address)
+    return None
+
+
+def _blocks_kernel(gemm):
+    """A Numba function running ``gemm`` on one block of C per thread (see the module text).
+
+    a, b, c are the flat data of A, B, C; (ta, lda), (tb, ldb) say how BLAS reads A and B.
+    A block of rows m0:m1 of C starts at row m0 of A: element m0*lda of a row-major A, or m0
+    of a transposed one (its rows are A's columns). A block of columns n0:n1 starts at column
+    n0 of B (element n0, or n0*ldb transposed) and at element n0 of C."""
+
+    @numba.njit(parallel=True, nogil=True)
+    def blocks(ta, tb, M, N, K, a, lda, b, ldb, c, parts, by_rows):
+        for p in numba.prange(parts):
+            if by_rows:
+                m0, m1 = M * p // parts, M * (p + 1) // parts
+                a0 = m0 * lda if ta == _NO_TRANS else m0
+                gemm(_ROW_MAJOR, ta, tb, m1 - m0, N, K, 1.0, a[a0:].ctypes, lda,
+                     b.ctypes, ldb, 0.0, c[m0 * N:].ctypes, N)
+            else:
+                n0, n1 = N * p // parts, N * (p + 1) // parts
+                b0 = n0 if tb == _NO_TRANS else n0 * ldb
+                gemm(_ROW_MAJOR, ta, tb, M, n1 - n0, K, 1.0, a.ctypes, lda,
+                     b[b0:].ctypes, ldb, 0.0, c[n0:].ctypes, N)
+    return blocks
+
+
+def _kernels():
+    global _split
+    if _split is None:
+        from minigen.threads import _blas_functions
+        functions = _blas_functions()
+        _split = {}
+        if functions is not None:
+            for dtype, prefix, scalar in ((np.float32, "s", ctypes.c_float),
+                                          (np.float64, "d", ctypes.c_double)):
+                gemm = _gemm_function(functions[2], prefix, scalar)
+                if gemm is not None:
+                    _split[np.dtype(dtype)] = _blocks_kernel(gemm)
+    return _split
+
+
+def _as_blas_operand(x):
+    """(flat data, transposed?, leading dimension) of a 2-D array BLAS reads in place, or
+    None. BLAS reads a matrix whose rows (or, transposed, columns) lie at a fixed distance
+    apart, the leading dimension, each a contiguous run: a contiguous array, its transposed
+    view, or a block of columns of either (``g[:, n0:n1]``)."""
+    rows, cols = x.shape
+    unit = x.itemsize
+    if x.flags.c_contiguous:
+        return x.reshape(-1), _NO_TRANS, max(1, cols)
+    if x.flags.f_contiguous:
+        return x.T.reshape(-1), _TRANS, max(1, rows)
+    (s0, s1), extent = x.strides, None
+    if s1 == unit and s0 % unit == 0 and s0 >= cols * unit:
+        trans, ld, extent = _NO_TRANS, s0 // unit, (rows - 1) * (s0 // unit) + cols
+    elif s0 == unit and s1 % unit == 0 and s1 >= rows * unit:
+        trans, ld, extent = _TRANS, s1 // unit, (cols - 1) * (s1 // unit) + rows
+    if extent is None:
+        return None
+    return np.lib.stride_tricks.as_strided(x, (extent,), (unit,)), trans, ld
+
+
+def matmul(a, b):
+    """``a @ b`` for NumPy arrays; large 2-D products run on Numba's threads (module text)."""
+    parts = numba.get_num_threads()
+    if (parts == 1 or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype
+            or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MIN_WORK):
+        return np.matmul(a, b)
+    kernel = _kernels().get(a.dtype)
+    A, B = _as_blas_operand(a), _as_blas_operand(b)
+    if kernel is None or A is None or B is None or a.shape[1] != b.shape[0]:
+        return np.matmul(a, b)
+    (M, K), N = a.shape, b.shape[1]
+    by_rows = M >= N
+    parts = min(parts, M if by_rows else N)
+    c = np.empty((M, N), dtype=a.dtype)
+    from minigen.threads import one_blas_thread
+    with one_blas_thread():
+        kernel(A[1], B[1], M, N, K, A[0], A[2], B[0], B[2], c.reshape(-1), parts, by_rows)
+    return c

@@ -1,0 +1,126 @@
+"""kernels/blas.py: large matrix products cut into one block per Numba thread, each block a
+BLAS call. Every layout BLAS reads in place (contiguous, transposed, a block of columns) and
+both split directions give numpy.matmul's matrix to rounding; what cannot be split falls back
+to numpy.matmul itself; the BLAS library's thread count is back afterwards; and the check
+catches a block written from the wrong place."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minigen import threads
+from minigen.kernels import blas, matmul
+
+needs_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                   reason="one core: Numba's pool has a single thread")
+needs_cblas = pytest.mark.skipif(not blas._kernels(), reason="no BLAS with the C interface "
+                                 "among this process's libraries (NumPy built on another BLAS)")
+
+
+@pytest.fixture
+def two_threads():
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+def assert_product(c, a, b):
+    """c is a @ b to rounding: each entry is a sum of K products, so it may differ from the
+    exact value by about K * eps * sum_k |a_ik b_kj| (and a wrong entry by far more)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    bound = a.shape[1] * np.finfo(a.dtype).eps * (np.abs(a64) @ np.abs(b64))
+    assert c.shape == (a.shape[0], b.shape[1]) and c.dtype == a.dtype
+    assert (np.abs(c - a64 @ b64) <= bound).all()
+
+
+def _laid_out(rng, shape, dtype, layout):
+    """A (rows, cols) matrix stored C-ordered, transposed (F-ordered), or as a block of columns
+    (of a wider C matrix) or of rows (of a taller transposed one): every layout BLAS reads."""
+    rows, cols = shape
+    if layout == "C":
+        return rng.standard_normal(shape).astype(dtype)
+    if layout == "F":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "C block":
+        return rng.standard_normal((rows, cols + 5)).astype(dtype)[:, 2:cols + 2]
+    return rng.standard_normal((cols + 5, rows)).astype(dtype)[3:cols + 3].T
+
+
+layouts = st.sampled_from(["C", "F", "C block", "F block"])
+
+
+@needs_threads
+@needs_cblas
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300),
+       dtype=st.sampled_from([np.float32, np.float64]), la=layouts, lb=layouts,
+       seed=st.integers(0, 2 ** 16))
+def test_split_products_are_the_product(m, k, n, dtype, la, lb, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _laid_out(rng, (m, k), dtype, la), _laid_out(rng, (k, n), dtype, lb)
+    before, bar = numba.get_num_threads(), blas.SPLIT_MIN_WORK
+    numba.set_num_threads(2)
+    blas.SPLIT_MIN_WORK = 1  # split even the small ones
+    try:
+        assert_product(blas.matmul(a, b), a, b)
+    finally:
+        numba.set_num_threads(before)
+        blas.SPLIT_MIN_WORK = bar
+
+
+@needs_threads
+@needs_cblas
+@pytest.mark.parametrize("shape", [(300, 200, 50), (50, 200, 300)], ids=["by rows", "by columns"])
+def test_large_products_take_the_split_path_and_give_blas_its_threads_back(shape, two_threads,
+                                                                         monkeypatch):
+    calls, kernel = [], blas._kernels()[np.dtype(np.float32)]
+    monkeypatch.setitem(blas._kernels(), np.dtype(np.float32),
+                        lambda *args: calls.append(args[-1]) or kernel(*args))
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    blas_before = threads.blas_threads()
+    c = matmul(a, b)  # the dispatcher minigen's ops call
+    assert calls == [m >= n]  # one split call, in the direction of C's longer side
+    assert threads.blas_threads() == blas_before
+    assert_product(c, a, b)
+
+
+@pytest.mark.parametrize("a, b", [
+    (np.ones((4, 3, 5), np.float32), np.ones((5, 2), np.float32)),   # batched: not 2-D
+    (np.ones((300, 300), np.int64), np.ones((300, 300), np.int64)),  # integers: no BLAS
+    (np.ones((300, 300), np.float32), np.ones((300, 300))),          # mixed dtypes
+    (np.ones((600, 600), np.float32)[::2, ::2], np.ones((300, 300), np.float32)),  # strided
+])
+def test_what_cannot_be_split_is_numpys_product(a, b, two_threads):
+    np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
+
+
+def test_one_thread_is_numpys_product_bit_for_bit():
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(1)
+        a, b = rng.random((512, 784), dtype=np.float32), rng.random((784, 256), dtype=np.float32)
+        np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
+    finally:
+        numba.set_num_threads(before)
+
+
+@needs_threads
+@needs_cblas
+def test_the_check_catches_a_block_read_from_the_wrong_place(two_threads):
+    # the split kernel run by hand with A's leading dimension off by one: every row after the
+    # first starts one element late, as an off-by-one in a block's offset would
+    rng = np.random.default_rng(2)
+    a, b = rng.random((64, 33), dtype=np.float32), rng.random((32, 40), dtype=np.float32)
+    c = np.empty((64, 40), np.float32)
+    kernel = blas._kernels()[np.dtype(np.float32)]
+    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, a.reshape(-1), 33, b.reshape(-1), 40,
+           c.reshape(-1), 2, True)
+    assert_product(c, a[:, :32], b)  # the right leading dimension (33) passes
+    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, a.reshape(-1), 32, b.reshape(-1), 40,
+           c.reshape(-1), 2, True)
+    with pytest.raises(AssertionError):
+        assert_product(c, a[:, :32], b)
