@@ -153,7 +153,8 @@ PLANTED = {
     "bce_with_logits": [
         ("wrong sign of dL/dt", "gt = -(g * x)", "gt = g * x", "gradcheck", JACOBIAN),
         ("no 1/n for 'mean'", "g = g / x.numel()", "g = g", "gradcheck", JACOBIAN),
-        ("unstable forward", "loss = xp.maximum(x, 0) - x * t + _log1p_unit(self.e)",
+        ("unstable forward", "loss = xp.maximum(x, 0)\n            loss -= x * t\n"
+         "            loss += _log1p_unit(self.e)",
          "loss = -(t * xp.log(1 / (1 + xp.exp(-x))) + (1 - t) * xp.log(1 - 1 / (1 + xp.exp(-x))))",
          "stability", VALUES),
     ],

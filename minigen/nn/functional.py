@@ -540,7 +540,10 @@ def _log1p_unit(u):
         return xp.log1p(u)
     w = 1 + u
     out = np.log(w)
-    out -= ((w - 1) - u) / w
+    error = w - 1  # in place from here: each fresh temporary is a pass over memory of its own
+    error -= u
+    error /= w
+    out -= error
     return out
 
 
@@ -564,8 +567,14 @@ class BCEWithLogits(Function):
         if cuda_for(x) is not None:  # loss and e in one pass (kernels/elementwise.cu)
             loss, self.e = cuda_for(x).bce_with_logits(x, t)
         else:
-            self.e = xp.exp(-xp.abs(x))
-            loss = xp.maximum(x, 0) - x * t + _log1p_unit(self.e)
+            # the same operations as max(x, 0) - x t + log1p(exp(-|x|)), in place where they
+            # can be (128 x 784 logits, 2 threads: 550 -> 345 us)
+            self.e = xp.abs(x)
+            xp.negative(self.e, out=self.e)
+            xp.exp(self.e, out=self.e)
+            loss = xp.maximum(x, 0)
+            loss -= x * t
+            loss += _log1p_unit(self.e)
         if reduction == "sum":
             return loss.sum()
         return loss.mean() if reduction == "mean" else loss
