@@ -11,18 +11,23 @@ thread call the BLAS library's ``sgemm``/``dgemm`` on its block, with the librar
 one thread meanwhile. The same threads then run the next kernel; no second pool wakes up.
 
 The blocks are the product's own rows: ``C[m0:m1] = A[m0:m1] @ B`` (each thread reads all of
-B) or, when C has few rows, ``C[:, n0:n1] = A @ B[:, n0:n1]``. Every entry of C is a dot
-product summed by the same BLAS kernel either way, so the result is the same matrix as one
-call (tested bit for bit against ``numpy.matmul`` at 1 thread).
+B) or, when C has few rows, ``C[:, n0:n1] = A @ B[:, n0:n1]``. Every entry of C is the same
+dot product over K terms either way, but BLAS may choose another inner kernel for a smaller
+block (it does for thin products, N = 5 or 10), so entries can differ from a single call's in
+the last bits: the tests hold them to K * eps * (|A| @ |B|), the rounding bound of a sum.
 
-With one thread, for small products, for anything but 2-D float32/float64 operands BLAS can
-read in place (see ``_as_blas_operand``), or where no BLAS with
-the C interface is found, ``matmul`` is ``numpy.matmul``.
+With one thread, or for batched (3-D) operands, ``matmul`` is ``numpy.matmul``. With more,
+a small product (or one with a vector) is ``numpy.matmul`` on the calling thread (BLAS told to
+use one: woken for it, OpenBLAS's idle threads would spin on the cores Numba's threads need
+next; an RBM epoch on 20000 images, 2 threads: 476 -> 457 ms), and a large one BLAS cannot
+read in place (see ``_as_blas_operand``) keeps BLAS's own threads.
 """
 import ctypes
 
 import numba
 import numpy as np
+
+from minigen.threads import one_blas_thread
 
 # the C interface's constants (cblas.h): row-major storage, and "read this operand transposed"
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -36,7 +41,7 @@ SPLIT_MIN_WORK = 1 << 18
 _GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ctypes.c_int32),
                  ("cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm", ctypes.c_int32))
 
-_split = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
+_by_dtype = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
 
 
 def _gemm_function(library, prefix, scalar):
@@ -79,18 +84,18 @@ def _blocks_kernel(gemm):
 
 
 def _kernels():
-    global _split
-    if _split is None:
+    global _by_dtype
+    if _by_dtype is None:
         from minigen.threads import _blas_functions
         functions = _blas_functions()
-        _split = {}
+        _by_dtype = {}
         if functions is not None:
             for dtype, prefix, scalar in ((np.float32, "s", ctypes.c_float),
                                           (np.float64, "d", ctypes.c_double)):
                 gemm = _gemm_function(functions[2], prefix, scalar)
                 if gemm is not None:
-                    _split[np.dtype(dtype)] = _blocks_kernel(gemm)
-    return _split
+                    _by_dtype[np.dtype(dtype)] = _blocks_kernel(gemm)
+    return _by_dtype
 
 
 def _as_blas_operand(x):
@@ -117,18 +122,29 @@ def _as_blas_operand(x):
 def matmul(a, b):
     """``a @ b`` for NumPy arrays; large 2-D products run on Numba's threads (module text)."""
     parts = numba.get_num_threads()
-    if (parts == 1 or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype
-            or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MIN_WORK):
+    if parts == 1 or a.ndim > 2 or b.ndim > 2:
         return np.matmul(a, b)
+    if (a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
+            and a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MIN_WORK):
+        c = _split(a, b, parts)
+        return np.matmul(a, b) if c is None else c  # not splittable: BLAS's own threads
+    # a small product (or one with a vector) runs on the calling thread: woken for it,
+    # OpenBLAS's idle threads would spin on the cores that Numba's threads need next
+    with one_blas_thread():
+        return np.matmul(a, b)
+
+
+def _split(a, b, parts):
+    """C = a @ b made by ``parts`` threads, one block each; None when BLAS cannot read an
+    operand in place (or no BLAS is found)."""
     kernel = _kernels().get(a.dtype)
     A, B = _as_blas_operand(a), _as_blas_operand(b)
     if kernel is None or A is None or B is None or a.shape[1] != b.shape[0]:
-        return np.matmul(a, b)
+        return None
     (M, K), N = a.shape, b.shape[1]
     by_rows = M >= N
     parts = min(parts, M if by_rows else N)
     c = np.empty((M, N), dtype=a.dtype)
-    from minigen.threads import one_blas_thread
     with one_blas_thread():
         kernel(A[1], B[1], M, N, K, A[0], A[2], B[0], B[2], c.reshape(-1), parts, by_rows)
     return c

@@ -124,3 +124,21 @@ def test_the_check_catches_a_block_read_from_the_wrong_place(two_threads):
            c.reshape(-1), 2, True)
     with pytest.raises(AssertionError):
         assert_product(c, a[:, :32], b)
+
+
+@needs_threads
+@pytest.mark.parametrize("a, b", [(np.ones((8, 16), np.float32), np.ones((16, 4), np.float32)),
+                                  (np.ones(128, np.float32), np.ones((128, 784), np.float32))],
+                         ids=["small", "vector"])
+def test_small_products_keep_blas_to_the_calling_thread(a, b, two_threads, monkeypatch):
+    entered = []
+
+    class recording(threads.one_blas_thread):
+        def __enter__(self):
+            entered.append(True)
+            return super().__enter__()
+
+    monkeypatch.setattr(blas, "one_blas_thread", recording)
+    blas_before = threads.blas_threads()
+    np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
+    assert entered == [True] and threads.blas_threads() == blas_before

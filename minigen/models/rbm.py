@@ -289,7 +289,7 @@ class RBM:
         if self.weight_decay:
             dW -= (lr * self.weight_decay) * self.W
         for param, vel, delta in zip((self.W, self.a, self.b), self._velocity,
-                                     (dW, s @ V, P.sum(0))):
+                                     (dW, matmul(s, V), P.sum(0))):
             if self.momentum:   # vel = momentum vel + lr grad
                 vel *= self.momentum
                 vel += delta
