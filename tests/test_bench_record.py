@@ -152,3 +152,19 @@ def test_benchmark_gemm_lists_match_hand_counts():
     small, big = 196 * 16 * 64, 49 * 1024 * 128
     assert harness.gemm_flops(conv_gemms("D")) == 2 * 64 * (2 * small + 3 * big)
     assert harness.gemm_flops(conv_gemms("G")) == 2 * 64 * (2 * big + 3 * small)
+
+
+def test_with_threads_each_timed_call_follows_untimed_calls_of_its_own_library(monkeypatch):
+    import itertools
+    calls = []
+    ours, peer = (lambda: calls.append("minigen")), (lambda: calls.append("peer"))
+    monkeypatch.setattr(harness, "SETTLE", 0.002)
+    monkeypatch.setattr(harness, "_threads", 2)
+    harness.compare("settled", ours, peer, repeats=3, warmup=1)
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(calls[2:])]
+    assert [name for name, _ in runs] == ["minigen", "peer"] * 3  # still alternating
+    assert all(length > 1 for _, length in runs)  # each timed call after untimed ones
+    calls.clear()
+    monkeypatch.setattr(harness, "_threads", 1)  # one thread: no spinning pool to wait out
+    harness.compare("direct", ours, peer, repeats=3, warmup=1)
+    assert calls == ["minigen", "peer"] * 4
