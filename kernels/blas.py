@@ -36,17 +36,30 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (65536 * GEMM_MULTITHREAD_THRESHOLD 4).
 SPLIT_MIN_WORK = 1 << 18
 
-# cblas gemm symbols of the OpenBLAS builds NumPy ships (scipy-openblas, 64- or 32-bit ints)
-# and of a plain system OpenBLAS
-_GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ctypes.c_int32),
-                 ("cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm", ctypes.c_int32))
+# cblas gemm symbols of the OpenBLAS builds NumPy ships (scipy-openblas: "64_" for 64-bit
+# integers) and of a plain system OpenBLAS; the library's configuration string says whether its
+# integers are 64-bit (USE64BITINT), which the unsuffixed names do not
+_GEMM_SYMBOLS = ("scipy_cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm64_", "cblas_{}gemm")
+_CONFIG_SYMBOLS = ("scipy_openblas_get_config64_", "scipy_openblas_get_config",
+                   "openblas_get_config64_", "openblas_get_config")
 
 _by_dtype = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
 
 
+def _blas_integer(library):
+    """The C type of the library's integers (OpenBLAS: from its configuration), or None."""
+    for name in _CONFIG_SYMBOLS:
+        if hasattr(library, name):
+            config = getattr(library, name)
+            config.restype = ctypes.c_char_p
+            return ctypes.c_int64 if b"USE64BITINT" in config() else ctypes.c_int32
+    return None
+
+
 def _gemm_function(library, prefix, scalar):
     """ctypes handle on ``cblas_?gemm`` (prefix "s" float32, "d" float64), or None."""
-    for pattern, integer in _GEMM_SYMBOLS:
+    integer = _blas_integer(library)
+    for pattern in _GEMM_SYMBOLS if integer is not None else ():
         name = pattern.format(prefix)
         if hasattr(library, name):
             address = ctypes.cast(getattr(library, name), ctypes.c_void_p).value

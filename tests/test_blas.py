@@ -142,3 +142,24 @@ def test_small_products_keep_blas_to_the_calling_thread(a, b, two_threads, monke
     blas_before = threads.blas_threads()
     np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
     assert entered == [True] and threads.blas_threads() == blas_before
+
+
+class _FakeLibrary:
+    """A BLAS library as ctypes shows it: only a configuration string."""
+
+    def __init__(self, config):
+        def openblas_get_config():
+            return config
+        self.openblas_get_config = openblas_get_config
+
+
+@pytest.mark.parametrize("config, integer", [
+    (b"OpenBLAS 0.3.31  USE64BITINT DYNAMIC_ARCH", "c_int64"),
+    (b"OpenBLAS 0.3.26 DYNAMIC_ARCH NO_AFFINITY", "c_int32"),
+])
+def test_the_integer_width_comes_from_the_library(config, integer):
+    # a wrong width would hand the library garbage sizes: read it, never guess it
+    import ctypes
+    assert blas._blas_integer(_FakeLibrary(config)) is getattr(ctypes, integer)
+    assert blas._blas_integer(object()) is None  # no OpenBLAS configuration: no split
+    assert blas._gemm_function(object(), "s", ctypes.c_float) is None
