@@ -29,6 +29,8 @@ import numpy as np
 
 from minigen.threads import one_blas_thread
 
+from . import reuse
+
 # the C interface's constants (cblas.h): row-major storage, and "read this operand transposed"
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -136,15 +138,22 @@ def matmul(a, b):
     """``a @ b`` for NumPy arrays; large 2-D products run on Numba's threads (module text)."""
     parts = numba.get_num_threads()
     if parts == 1 or a.ndim > 2 or b.ndim > 2:
-        return np.matmul(a, b)
+        return _product(a, b)
     if (a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
             and a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MIN_WORK):
         c = _split(a, b, parts)
-        return np.matmul(a, b) if c is None else c  # not splittable: BLAS's own threads
+        return _product(a, b) if c is None else c  # not splittable: BLAS's own threads
     # a small product (or one with a vector) runs on the calling thread: woken for it,
     # OpenBLAS's idle threads would spin on the cores that Numba's threads need next
     with one_blas_thread():
-        return np.matmul(a, b)
+        return _product(a, b)
+
+
+def _product(a, b):
+    """``numpy.matmul(a, b)``; a large matrix result is made in a kept array (reuse.py)."""
+    if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.shape[1] == b.shape[0]:
+        return np.matmul(a, b, out=reuse.take((a.shape[0], b.shape[1]), a.dtype))
+    return np.matmul(a, b)
 
 
 def _split(a, b, parts):
@@ -157,7 +166,7 @@ def _split(a, b, parts):
     (M, K), N = a.shape, b.shape[1]
     by_rows = M >= N
     parts = min(parts, M if by_rows else N)
-    c = np.empty((M, N), dtype=a.dtype)
+    c = reuse.take((M, N), a.dtype)
     with one_blas_thread():
         kernel(A[1], B[1], M, N, K, A[0], A[2], B[0], B[2], c.reshape(-1), parts, by_rows)
     return c

@@ -31,6 +31,8 @@ import types
 import numba
 import numpy as np
 
+from . import reuse
+
 _JIT = dict(parallel=True, cache=True, nogil=True)
 
 # The loops below are plain scalar loops on purpose: array expressions inside a prange body
@@ -72,19 +74,18 @@ def _tap_offsets(kH, kW, sH, sW, pH, pW, dH, dW, oH, oW, H, W):
 # window row with a bounds test per entry (DCGAN's 64 x 32 x 14 x 14 input: 0.51 ms instead of
 # 1.75; col2im 0.82 instead of 1.64; one thread).
 @numba.njit(**_JIT)
-def _im2col(x, kH, kW, sH, sW, pH, pW, dH, dW, oH, oW):
+def _im2col(x, cols, sH, sW, pH, pW, dH, dW, oH, oW):
     N, C, H, W = x.shape
+    kH, kW = cols.shape[1:3]
     L = oH * oW
     planes = x.reshape(N, C, H * W)
     taps = _tap_offsets(kH, kW, sH, sW, pH, pW, dH, dW, oH, oW, H, W)
-    cols = np.empty((C, kH, kW, N, L), dtype=x.dtype)
     for row in numba.prange(C * kH * kW):
         c, i, j = row // (kH * kW), row // kW % kH, row % kW
         for n in range(N):
             for k in range(L):
                 t = taps[i, j, k]
                 cols[c, i, j, n, k] = planes[n, c, t] if t >= 0 else 0  # -1: the padding
-    return cols.reshape((C, kH, kW, N, oH, oW))
 
 
 # col2im's unit of work: one channel of this many samples
@@ -340,9 +341,13 @@ def _size(*dims):
 
 
 def im2col(x, kernel, stride, padding, dilation, out_size):
-    """(N, C, H, W) -> columns (C, kH, kW, N, oH, oW); zero where a window meets the padding."""
-    work = _size(*x.shape[:2], *kernel, *out_size)
-    return _run(_im2col, work, _c(x), *kernel, *stride, *padding, *dilation, *out_size)
+    """(N, C, H, W) -> columns (C, kH, kW, N, oH, oW); zero where a window meets the padding.
+    The columns are made in an array kept from an earlier step when one is free (reuse.py:
+    a fresh one of megabytes costs page faults)."""
+    N, C = x.shape[:2]
+    cols = reuse.take((C, *kernel, N, out_size[0] * out_size[1]), x.dtype)
+    _run(_im2col, cols.size, _c(x), cols, *stride, *padding, *dilation, *out_size)
+    return cols.reshape((C, *kernel, N, *out_size))
 
 
 def col2im(cols, image_size, kernel, stride, padding, dilation, out=None):

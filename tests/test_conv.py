@@ -245,7 +245,9 @@ def test_im2col_and_col2im_on_every_thread_equal_reference(case):
     x = normal((n, c, *geom.image), dtype=np.float32)
     flat = [v for pair in (geom.kernel, geom.stride, geom.padding, geom.dilation) for v in pair]
     args = (geom.kernel, geom.stride, geom.padding, geom.dilation)
-    cols = cpu._im2col(x, *flat, *geom.out)
+    cols = np.full((c, *geom.kernel, n, geom.out[0] * geom.out[1]), np.nan, np.float32)
+    cpu._im2col(x, cols, *flat[2:], *geom.out)  # every entry written, none read
+    cols = cols.reshape(c, *geom.kernel, n, *geom.out)
     np.testing.assert_array_equal(cols, C.im2col_reference(x, *args, geom.out))
     cols = normal(cols.shape, 1, np.float32)
     image = np.full((n, c, *geom.image), np.nan, np.float32)  # overwritten, never read
