@@ -27,7 +27,7 @@ import ctypes
 import numba
 import numpy as np
 
-from minigen.threads import one_blas_thread
+from minigen.threads import _blas_functions, one_blas_thread, openblas_function
 
 from . import reuse
 
@@ -38,40 +38,31 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (65536 * GEMM_MULTITHREAD_THRESHOLD 4).
 SPLIT_MIN_WORK = 1 << 18
 
-# cblas gemm symbols of the OpenBLAS builds NumPy ships (scipy-openblas: "64_" for 64-bit
-# integers) and of a plain system OpenBLAS; the library's configuration string says whether its
-# integers are 64-bit (USE64BITINT), which the unsuffixed names do not
-_GEMM_SYMBOLS = ("scipy_cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm64_", "cblas_{}gemm")
-_CONFIG_SYMBOLS = ("scipy_openblas_get_config64_", "scipy_openblas_get_config",
-                   "openblas_get_config64_", "openblas_get_config")
-
 _by_dtype = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
 
 
 def _blas_integer(library):
-    """The C type of the library's integers (OpenBLAS: from its configuration), or None."""
-    for name in _CONFIG_SYMBOLS:
-        if hasattr(library, name):
-            config = getattr(library, name)
-            config.restype = ctypes.c_char_p
-            return ctypes.c_int64 if b"USE64BITINT" in config() else ctypes.c_int32
-    return None
+    """The C type of the library's integers, read from OpenBLAS's configuration string
+    (USE64BITINT: the names alone do not say it), or None."""
+    config = openblas_function(library, "openblas_get_config")
+    if config is None:
+        return None
+    config.restype = ctypes.c_char_p
+    return ctypes.c_int64 if b"USE64BITINT" in config() else ctypes.c_int32
 
 
 def _gemm_function(library, prefix, scalar):
     """ctypes handle on ``cblas_?gemm`` (prefix "s" float32, "d" float64), or None."""
     integer = _blas_integer(library)
-    for pattern in _GEMM_SYMBOLS if integer is not None else ():
-        name = pattern.format(prefix)
-        if hasattr(library, name):
-            address = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
-            signature = ctypes.CFUNCTYPE(
-                None, ctypes.c_int, ctypes.c_int, ctypes.c_int,    # order, trans A, trans B
-                integer, integer, integer, scalar,                 # M, N, K, alpha
-                ctypes.c_void_p, integer, ctypes.c_void_p, integer,  # A, lda, B, ldb
-                scalar, ctypes.c_void_p, integer)                  # beta, C, ldc
-            return signature(address)
-    return None
+    gemm = openblas_function(library, f"cblas_{prefix}gemm") if integer is not None else None
+    if gemm is None:
+        return None
+    signature = ctypes.CFUNCTYPE(
+        None, ctypes.c_int, ctypes.c_int, ctypes.c_int,      # order, trans A, trans B
+        integer, integer, integer, scalar,                   # M, N, K, alpha
+        ctypes.c_void_p, integer, ctypes.c_void_p, integer,  # A, lda, B, ldb
+        scalar, ctypes.c_void_p, integer)                    # beta, C, ldc
+    return signature(ctypes.cast(gemm, ctypes.c_void_p).value)
 
 
 def _blocks_kernel(gemm):
@@ -101,7 +92,6 @@ def _blocks_kernel(gemm):
 def _kernels():
     global _by_dtype
     if _by_dtype is None:
-        from minigen.threads import _blas_functions
         functions = _blas_functions()
         _by_dtype = {}
         if functions is not None:

@@ -36,6 +36,11 @@ took 4.8 ms at batch 512 and 1.5-1.6 at 64 (each wake-up costs). OpenBLAS reads 
 (``OPENBLAS_THREAD_TIMEOUT``, log2 of the cycles) only when it starts its threads, so minigen
 sets the variable, has the library read it again and restarts the threads
 (``set_blas_spin``). PyTorch does not use NumPy's OpenBLAS, so it keeps its own behaviour.
+The OpenMP side is left alone: libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, and
+PyTorch shares the copy Numba loads first (same soname), so setting it would change PyTorch
+too (with ``OMP_WAIT_POLICY=PASSIVE`` as well the classifier step took 65 ms).
+``MINIGEN_BLAS_SPIN=default`` (or an ``OPENBLAS_THREAD_TIMEOUT`` of your own) before
+importing minigen keeps OpenBLAS's 2**28; ``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
 
 **One pool.** Shorter spinning only softens the clash. With more than one thread minigen's
 large products no longer use OpenBLAS's threads at all: ``kernels/blas.py`` cuts each into one
@@ -46,21 +51,26 @@ every call (minigen's kernels from 2**16 elements in parallel with one pool, ker
 DCGAN NS iteration 115.5 with two pools, 78.1 with one; conv VAE 83.2 / 64.4; MLP VAE 11.9 /
 7.0; MLP batch 512 11.3 / 6.6. OpenBLAS's own threads still serve the products minigen does
 not split (batched, or in strides BLAS cannot read).
-The OpenMP side is left alone: libgomp reads ``OMP_WAIT_POLICY`` once, when it loads, and
-PyTorch shares the copy Numba loads first (same soname), so setting it would change PyTorch
-too (with ``OMP_WAIT_POLICY=PASSIVE`` as well the classifier step took 65 ms).
-``MINIGEN_BLAS_SPIN=default`` (or an ``OPENBLAS_THREAD_TIMEOUT`` of your own) before
-importing minigen keeps OpenBLAS's 2**28; ``MINIGEN_BLAS_SPIN=N`` asks for 2**N cycles.
 """
 import ctypes
 import os
 
-# the setter / getter names of the OpenBLAS builds NumPy ships (scipy-openblas, 64-bit ints)
-# and of a plain system OpenBLAS
-_OPENBLAS_FUNCTIONS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-                       ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-                       ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-                       ("openblas_set_num_threads", "openblas_get_num_threads"))
+# OpenBLAS's exported names come in four spellings: NumPy's wheels ship scipy-openblas, whose
+# names carry a "scipy_" prefix and, built for 64-bit integers, a "64_" suffix; a plain system
+# OpenBLAS has neither (or only the suffix)
+_SPELLINGS = ("scipy_{}64_", "scipy_{}", "{}64_", "{}")
+
+
+def openblas_function(library, name):
+    """``library``'s function ``name`` (e.g. "cblas_sgemm") under whichever spelling it
+    exports, or None."""
+    for spelling in _SPELLINGS:
+        function = getattr(library, spelling.format(name), None)
+        if function is not None:
+            return function
+    return None
+
+
 _blas = None  # (set, get, library) once found; False when none was found
 BLAS_SPIN = 20  # log2 of the TSC cycles an idle OpenBLAS thread spins before it sleeps (its own: 28)
 
@@ -82,12 +92,10 @@ def _blas_functions():
             if "blas" not in os.path.basename(path).lower():
                 continue
             library = ctypes.CDLL(path)
-            for set_name, get_name in _OPENBLAS_FUNCTIONS:
-                if hasattr(library, set_name) and hasattr(library, get_name):
-                    _blas = (getattr(library, set_name), getattr(library, get_name),
-                             library)
-                    break
-            if _blas:
+            setter = openblas_function(library, "openblas_set_num_threads")
+            getter = openblas_function(library, "openblas_get_num_threads")
+            if setter is not None and getter is not None:
+                _blas = (setter, getter, library)
                 break
     return _blas or None
 
@@ -121,7 +129,6 @@ def set_num_threads(n):
         functions[0](n)
 
 
-
 class one_blas_thread:
     """``with one_blas_thread():`` NumPy's BLAS uses one thread inside the block (then the
     count it had): for products that minigen itself spreads over Numba's threads, each
@@ -137,14 +144,16 @@ class one_blas_thread:
         if self.before is not None and self.before > 1:
             _blas_functions()[0](self.before)
 
+
 def _spin_functions():
     """OpenBLAS's (read_env, thread_timeout, thread_shutdown), or None (no OpenBLAS found, or
     one built without its own thread server)."""
     functions = _blas_functions()
-    names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
-    if functions is None or not all(hasattr(functions[2], name) for name in names):
+    if functions is None:
         return None
-    return tuple(getattr(functions[2], name) for name in names)
+    found = tuple(openblas_function(functions[2], name) for name in
+                  ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_"))
+    return None if None in found else found
 
 
 def blas_spin():

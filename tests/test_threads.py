@@ -134,3 +134,12 @@ def test_without_openblas_nothing_is_set(monkeypatch):
     assert threads.blas_spin() is None
     assert threads.set_blas_spin(20) is False
     threads._default_blas_spin()  # the import-time default does not fail either
+
+
+def test_openblas_names_are_found_under_each_spelling():
+    class Library:  # as ctypes shows a library: its exported names as attributes
+        scipy_openblas_get_config64_ = "wheel"
+        cblas_sgemm = "plain"
+    assert threads.openblas_function(Library, "openblas_get_config") == "wheel"
+    assert threads.openblas_function(Library, "cblas_sgemm") == "plain"
+    assert threads.openblas_function(Library, "cblas_dgemm") is None
