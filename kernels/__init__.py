@@ -11,7 +11,24 @@ in the module that uses it; ``MINIGEN_KERNELS`` chooses what runs:
   the library, glue included, on a machine without a GPU (the tests use it; so can you, to
   step through a kernel).
 """
+import importlib
 import os
+
+import numpy as np
+
+
+def _submodule(name):
+    """``minigen.kernels.NAME``, imported on its first use: Numba (``cpu``, ``blas``) and CuPy
+    (``cuda``) take a second to import, which ``import minigen`` should not pay. Then a
+    dictionary lookup: the ``from . import cpu`` this replaces cost a microsecond per call
+    (importlib's Python code, run at every op of a training step)."""
+    module = _loaded.get(name)
+    if module is None:
+        module = _loaded[name] = importlib.import_module(f"{__name__}.{name}")
+    return module
+
+
+_loaded = {}
 
 
 def _mode():
@@ -32,20 +49,17 @@ def use_numba(array):
     """True when the Numba kernels should process ``array``: a NumPy array, kernels on and
     not emulating the GPU path. (One read of the environment: a training step asks this
     dozens of times, and each read costs a microsecond and a half.)"""
-    import numpy as np
     return isinstance(array, np.ndarray) and _mode() not in ("reference", "emulate")
 
 
 def cuda_for(array):
     """``minigen.kernels.cuda`` when the CUDA kernels should process ``array`` -- a float32 or
     float64 CuPy array (kernels on), or a NumPy one under MINIGEN_KERNELS=emulate -- else None."""
-    import numpy as np
     if not use_kernels() or getattr(array, "dtype", None) not in (np.float32, np.float64):
         return None
     from ..backend import get_array_module
     if emulating() or get_array_module(array) is not np:
-        from . import cuda
-        return cuda
+        return _submodule("cuda")
     return None
 
 
@@ -54,12 +68,10 @@ def hot_loops(array):
     arrays, ``kernels.cuda`` for CuPy arrays (or emulated, MINIGEN_KERNELS=emulate); None for
     the NumPy references (MINIGEN_KERNELS=reference, or any other dtype). Both modules offer
     the same functions."""
-    import numpy as np
     if getattr(array, "dtype", None) not in (np.float32, np.float64):
         return None
     if use_numba(array):
-        from . import cpu
-        return cpu
+        return _submodule("cpu")
     return cuda_for(array)
 
 
@@ -68,7 +80,6 @@ def matmul(a, b):
     threads (``blas.py``: one pool of threads for products and kernels); otherwise it is the
     array library's own matmul."""
     if use_numba(a):
-        from . import blas
-        return blas.matmul(a, b)
+        return _submodule("blas").matmul(a, b)
     from ..backend import get_array_module
     return get_array_module(a).matmul(a, b)

@@ -136,11 +136,11 @@ class Function:
                 f"{fn.name} (forward)"
             _check_finite(out.data, where)
         if _GRAD_ENABLED[-1]:
-            needs = tuple(t.requires_grad for t in inputs)
-            if any(needs):
+            needs = tuple([t.requires_grad for t in inputs])  # a list is quicker than a generator
+            if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
-                fn.saved_versions = tuple(t._version for t in inputs)
+                fn.saved_versions = tuple([t._version for t in inputs])
                 fn.output_version = 0
                 # A weak reference: the output owns the function, not the reverse,
                 # so no reference cycle keeps big arrays alive.
@@ -250,6 +250,9 @@ def _bad_gradient(fn, k, parent, pg):
 # ------------------------------------------------------------------ the graph walk
 def _check_versions(fn, output):
     """Refuse to run ``fn.backward`` on tensors changed in place since its forward."""
+    if output._version == fn.output_version and \
+            tuple([t._version for t in fn.inputs]) == fn.saved_versions:
+        return  # the usual case, asked once per op of every backward: one comparison
     changed = [i for i, (t, v) in enumerate(zip(fn.inputs, fn.saved_versions)) if t._version != v]
     if output._version != fn.output_version:
         what = f"the output of {fn.name}"

@@ -190,6 +190,18 @@ def test_backward_on_non_scalar_without_grad():
         mg.ones(2).sum().backward()
 
 
+@given(st.lists(st.integers(1, 3), max_size=4), st.lists(st.integers(1, 3), max_size=4))
+def test_broadcast_check_is_numpys_rule(shape_a, shape_b):
+    """The binary ops' own broadcast check (quicker than NumPy's) agrees with NumPy's."""
+    from minigen.ops.elementwise import _broadcastable
+    try:
+        np.broadcast_shapes(tuple(shape_a), tuple(shape_b))
+        numpy_says = True
+    except ValueError:
+        numpy_says = False
+    assert _broadcastable(tuple(shape_a), tuple(shape_b)) == numpy_says
+
+
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow", "maximum", "minimum"])
 def test_binary_errors_name_the_op_and_shapes(op):
     f = getattr(mg, op)
