@@ -98,6 +98,51 @@ def test_sampling_kernel_equals_reference_bit_for_bit(dtypes, monkeypatch):
     assert not np.array_equal(R.bernoulli(pre, bias, late)[1], fast[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_sigmoid_and_draw_equal_the_reference_bit_for_bit(dtype, threads):
+    """The Gibbs kernel on Numba's threads (one block of rows each, NumPy's own exp loop on
+    each): the reference's probabilities and draw, bit for bit, at a size that goes parallel,
+    for the draw and for the probabilities alone."""
+    import numba
+    kernel = K.gibbs_rows(dtype)
+    if kernel is None:
+        pytest.skip("NumPy's exp loop not found in this NumPy build (the serial path runs)")
+    rng = np.random.default_rng(5)
+    pre = rng.normal(0, 4, (70, K.GIBBS_PARALLEL_MIN // 64)).astype(dtype)
+    pre[:, 0] *= 1000                 # exp(-z) overflows to inf: sigma = 0
+    bias = rng.normal(0, 1, pre.shape[1]).astype(dtype)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        probs, sample = R.bernoulli(pre.copy(), bias, np.random.default_rng(3), overwrite_pre=True)
+        alone = R.sigmoid_bias(pre.copy(), bias, overwrite_pre=True)
+    finally:
+        numba.set_num_threads(before)
+    u = R.uniforms(R.random_bits(np.random.default_rng(3), pre.shape))
+    want_p, want_s = R.bernoulli_reference(pre, bias, u)
+    for got, want in ((probs, want_p), (sample, want_s), (alone, want_p)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    assert (want_p == 0).any() and 0 < want_s.mean() < 1
+
+
+def test_numpys_exp_loop_is_found_and_checked():
+    """ufunc_loops reads np.exp's float32 loop from its C table and it computes np.exp's
+    bits; a loop that computes something else (np.log's, posing as exp) is refused."""
+    from minigen.kernels import ufunc_loops as U
+    found = U.loop(np.exp, "f")
+    if found is None:
+        pytest.skip("NumPy's ufunc table has another layout in this build")
+    x = np.linspace(-80, 80, 1001, dtype=np.float32)
+    out = np.empty_like(x)
+    U.call(*found, x, out, x.size)
+    np.testing.assert_array_equal(out, np.exp(x))
+    log_loop = U._find(np.log, "f")
+    assert log_loop is not None and not U._computes(np.exp, "f", *log_loop)
+    assert U.loop(np.add, "f") is None   # not a unary ufunc
+
+
 @pytest.mark.parametrize("shape", [(64, 784), (33, 17), (1,)])
 def test_random_bits_give_numpys_own_float32_uniforms(shape):
     """random_bits takes the generator's 64-bit words whole: the uniforms made from them are
