@@ -35,6 +35,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import pcg64
+
 EUCLIDEAN, DOT, MANHATTAN, SUPREMUM = 0, 1, 2, 3
 
 # Below this many element operations a parallel kernel runs on one thread: waking the
@@ -388,6 +390,11 @@ def gibbs_rows(dtype):
     return _gibbs[dtype]
 
 
+# gibbs_rows' draws: none (probabilities only), from given random bits, or from the PCG64
+# stream itself (``kernels/pcg64.py``: each thread makes the words of its rows)
+NO_DRAW, DRAW_BITS, DRAW_PCG64 = 0, 1, 2
+
+
 def gibbs_rows_kernel(exp_loop, exp_data):
     """A Numba function for the sigmoid (and draw) of a training step's product on Numba's
     threads, one block of rows each, with ``exp_loop`` -- NumPy's own SIMD exp loop for the
@@ -395,14 +402,14 @@ def gibbs_rows_kernel(exp_loop, exp_data):
 
         pre = exp(-(pre + bias))  as (-bias) - pre, then NumPy's exp in place
         pre = 1 / (1 + pre)       the probabilities
-        sample = 1[u < pre]       with the uniforms of ``bits`` (when ``draw``)
+        sample = 1[u < pre]       u from 32 random bits per element (``draw``): given in
+                                  ``bits``, or made here from the PCG64 ``stream``
 
-    (``sigmoid_bernoulli`` finishes each block). Each thread reads and writes only its rows,
-    just made by a product; the serial passes before were ~130 us of a 1.3 ms mini-batch
-    (Fashion-MNIST, 2 threads, measured)."""
+    Each thread reads and writes only its rows, just made by a product; the serial passes
+    before were ~130 us of a 1.3 ms mini-batch (Fashion-MNIST, 2 threads, measured)."""
 
     @njit(parallel=True, nogil=True)
-    def gibbs_rows(pre, bias, bits, sample, draw, parts):
+    def gibbs_rows(pre, bias, draw, bits, stream, sample, parts):
         n, m = pre.shape
         flat = pre.reshape(-1)
         flat_bits, flat_sample = bits.reshape(-1), sample.reshape(-1)
@@ -417,8 +424,10 @@ def gibbs_rows_kernel(exp_loop, exp_data):
             dims = np.full(1, k1 - k0, np.intp)
             steps = np.full(2, flat.itemsize, np.intp)
             exp_loop(args.ctypes, dims.ctypes, steps.ctypes, exp_data)
-            if draw:
+            if draw == DRAW_BITS:
                 sigmoid_bernoulli(flat[k0:k1], flat_bits[k0:k1], flat_sample[k0:k1])
+            elif draw == DRAW_PCG64:
+                _sigmoid_bernoulli_pcg64(flat[k0:k1], k0, stream, flat_sample[k0:k1])
             else:
                 _sigmoid_of_exp(flat[k0:k1])
     return gibbs_rows
@@ -430,3 +439,24 @@ def _sigmoid_of_exp(ep):
     one = ep.dtype.type(1)
     for k in range(ep.size):
         ep[k] = one / (one + ep[k])
+
+
+@njit(error_model="numpy", inline="always")
+def _sigmoid_bernoulli_pcg64(ep, k0, stream, sample):
+    """``sigmoid_bernoulli`` for elements k0, k0 + 1, ... of a draw whose bits come from the
+    PCG64 ``stream``: element k takes the low (k even) or high (k odd) 32 bits of word k // 2,
+    the bits ``rbm.random_bits`` takes from ``random_raw``."""
+    one, zero = ep.dtype.type(1), ep.dtype.type(0)
+    scale = np.float32(1.0 / 16777216.0)
+    word, hi, lo = pcg64.word_after(stream, k0 // 2)
+    for k in range(ep.size):
+        if (k0 + k) % 2 == 0:
+            if k > 0:
+                word, hi, lo = pcg64.next_word(hi, lo, stream)
+            bits = np.uint32(word & np.uint64(0xFFFFFFFF))
+        else:
+            bits = np.uint32(word >> np.uint64(32))
+        p = sample.dtype.type(one / (one + ep[k]))
+        ep[k] = p
+        u = np.float32(np.int32(bits >> np.uint32(8))) * scale
+        sample[k] = one if u < p else zero
