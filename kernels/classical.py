@@ -393,6 +393,52 @@ def gibbs_rows(dtype):
 # gibbs_rows' draws: none (probabilities only), from given random bits, or from the PCG64
 # stream itself (``kernels/pcg64.py``: each thread makes the words of its rows)
 NO_DRAW, DRAW_BITS, DRAW_PCG64 = 0, 1, 2
+_NO_BITS, _NO_STREAM = np.zeros(0, np.uint32), np.zeros(0, np.uint64)  # unused arguments
+
+
+def sigmoid_rows(pre, bias):
+    """pre = sigma(pre + bias) in place on Numba's threads (``gibbs_rows``, the bits of
+    ``rbm.sigmoid_bias_reference``); False, pre untouched, where the kernel does not apply."""
+    kernel = _gibbs_for(pre, bias)
+    if kernel is None:
+        return False
+    kernel(pre, bias, NO_DRAW, _NO_BITS, _NO_STREAM, pre, _parts(pre))
+    return True
+
+
+def bernoulli_rows(pre, bias, rng, random_bits):
+    """pre = sigma(pre + bias) in place and a 0/1 draw from it (returned) on Numba's threads:
+    ``rbm.bernoulli_reference``'s bits from ``random_bits(rng, shape)``'s uniforms. For
+    NumPy's PCG64 the threads make those words themselves (its 62 us on one thread per
+    Fashion-MNIST mini-batch were the last serial pass), then the generator is moved on past
+    them, as ``random_bits`` moves it. None, pre untouched, where the kernel does not apply."""
+    kernel = _gibbs_for(pre, bias)
+    if kernel is None:
+        return None
+    sample = np.empty(pre.shape, pre.dtype)
+    if type(getattr(rng, "bit_generator", None)) is np.random.PCG64:
+        kernel(pre, bias, DRAW_PCG64, _NO_BITS, pcg64.stream_of(rng.bit_generator), sample,
+               _parts(pre))
+        pcg64.move_on(rng.bit_generator, (pre.size + 1) // 2)   # 32 bits an element
+    else:
+        kernel(pre, bias, DRAW_BITS, random_bits(rng, pre.shape), _NO_STREAM, sample,
+               _parts(pre))
+    return sample
+
+
+def _gibbs_for(pre, bias):
+    """The gibbs_rows kernel for an (n, m) C-ordered NumPy pre and an (m,) bias of its dtype
+    (NumPy's exp loop found), else None."""
+    if not (isinstance(pre, np.ndarray) and pre.ndim == 2 and pre.flags.c_contiguous
+            and isinstance(bias, np.ndarray) and bias.dtype == pre.dtype
+            and bias.shape == pre.shape[1:] and bias.flags.c_contiguous):
+        return None
+    return gibbs_rows(pre.dtype)
+
+
+def _parts(array):
+    """Every Numba thread from GIBBS_PARALLEL_MIN elements, else one."""
+    return numba.get_num_threads() if array.size >= GIBBS_PARALLEL_MIN else 1
 
 
 def gibbs_rows_kernel(exp_loop, exp_data):

@@ -518,20 +518,11 @@ def bernoulli(pre, bias, rng, overwrite_pre=False):
     ``overwrite_pre=True``: pre is a temporary (a fresh product) the probabilities may be
     computed in, as the training step's are -- no new buffer between two products, 66 ms
     less on a Fashion-MNIST epoch of 1.57 s (measured)."""
-    kernel = _gibbs_rows(pre, bias) if overwrite_pre else None
-    if kernel is not None:  # kernels/classical.py: every pass, on Numba's threads
-        from ..kernels import classical, pcg64
-        sample = np.empty(pre.shape, pre.dtype)
-        if type(getattr(rng, "bit_generator", None)) is np.random.PCG64:
-            # the generator's words made by the threads themselves, then the generator moved
-            # on past them: random_bits' draw, without 62 us on one thread per mini-batch
-            kernel(pre, bias, classical.DRAW_PCG64, _NO_BITS, pcg64.stream_of(rng.bit_generator),
-                   sample, _parts(pre))
-            pcg64.move_on(rng.bit_generator, (pre.size + 1) // 2)
-        else:
-            kernel(pre, bias, classical.DRAW_BITS, random_bits(rng, pre.shape), _NO_STREAM,
-                   sample, _parts(pre))
-        return pre, sample
+    if overwrite_pre and use_numba(pre):  # kernels/classical.py: on Numba's threads, same bits
+        from ..kernels.classical import bernoulli_rows
+        sample = bernoulli_rows(pre, bias, rng, random_bits)
+        if sample is not None:
+            return pre, sample
     bits = random_bits(rng, pre.shape)
     if use_numba(pre):  # kernels/classical.py: the passes after the exp, fused
         from ..kernels.classical import sigmoid_bernoulli
@@ -584,35 +575,11 @@ def sigmoid_bias(pre, bias, overwrite_pre=False):
     cuda = cuda_for(pre)
     if cuda is not None:  # kernels/classical.cu
         return cuda.sigmoid_bias(pre, bias)
-    kernel = _gibbs_rows(pre, bias) if overwrite_pre else None
-    if kernel is not None:  # kernels/classical.py: the same passes on Numba's threads
-        from ..kernels.classical import NO_DRAW
-        kernel(pre, bias, NO_DRAW, _NO_BITS, _NO_STREAM, pre, _parts(pre))
-        return pre
+    if overwrite_pre and use_numba(pre):  # kernels/classical.py: on Numba's threads, same bits
+        from ..kernels.classical import sigmoid_rows
+        if sigmoid_rows(pre, bias):
+            return pre
     return sigmoid_bias_reference(pre, bias, out=pre if overwrite_pre else None)
-
-
-_NO_BITS, _NO_STREAM = np.zeros(0, np.uint32), np.zeros(0, np.uint64)  # unused arguments
-
-
-def _gibbs_rows(pre, bias):
-    """kernels.classical's parallel sigmoid (and draw) for computing in pre's own buffer, or
-    None: a NumPy (n, m) C-ordered pre and an (m,) bias of its dtype, kernels on, NumPy's exp
-    loop found. Its passes are the reference's, exp included (NumPy's own loop): same bits."""
-    if not (use_numba(pre) and pre.ndim == 2 and pre.flags.c_contiguous
-            and isinstance(bias, np.ndarray) and bias.dtype == pre.dtype
-            and bias.shape == pre.shape[1:] and bias.flags.c_contiguous):
-        return None
-    from ..kernels.classical import gibbs_rows
-    return gibbs_rows(pre.dtype)
-
-
-def _parts(array):
-    """How many threads the Gibbs kernels use on ``array``: all of Numba's from
-    GIBBS_PARALLEL_MIN elements, else one."""
-    import numba
-    from ..kernels.classical import GIBBS_PARALLEL_MIN
-    return numba.get_num_threads() if array.size >= GIBBS_PARALLEL_MIN else 1
 
 
 def sigmoid_bias_reference(pre, bias, out=None):
