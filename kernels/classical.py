@@ -376,18 +376,15 @@ def sigmoid_bernoulli(ep, bits, sample):
 # parallel region costs ~3 us; a (64, 256) block ~10 us of work)
 GIBBS_PARALLEL_MIN = 1 << 13
 
-_gibbs = {}
-
-
-def gibbs_rows(dtype):
-    """The ``gibbs_rows_kernel`` for float32 or float64, or None where NumPy's exp loop for
-    the dtype cannot be found (``ufunc_loops``): the caller keeps the serial passes."""
+def exp_loop(dtype):
+    """(function, data) of NumPy's own exp loop for float32 or float64 (``ufunc_loops.loop``),
+    which ``gibbs_rows`` calls on each thread's block; None where it cannot be found (the
+    caller keeps the serial passes)."""
     dtype = np.dtype(dtype)
-    if dtype not in _gibbs:
-        from . import ufunc_loops
-        found = ufunc_loops.loop(np.exp, dtype.char) if dtype.char in "fd" else None
-        _gibbs[dtype] = None if found is None else gibbs_rows_kernel(*found)
-    return _gibbs[dtype]
+    if dtype.char not in "fd":
+        return None
+    from . import ufunc_loops
+    return ufunc_loops.loop(np.exp, dtype.char)
 
 
 # gibbs_rows' draws: none (probabilities only), from given random bits, or from the PCG64
@@ -399,10 +396,10 @@ _NO_BITS, _NO_STREAM = np.zeros(0, np.uint32), np.zeros(0, np.uint64)  # unused 
 def sigmoid_rows(pre, bias):
     """pre = sigma(pre + bias) in place on Numba's threads (``gibbs_rows``, the bits of
     ``rbm.sigmoid_bias_reference``); False, pre untouched, where the kernel does not apply."""
-    kernel = _gibbs_for(pre, bias)
-    if kernel is None:
+    loop = _exp_loop_for(pre, bias)
+    if loop is None:
         return False
-    kernel(pre, bias, NO_DRAW, _NO_BITS, _NO_STREAM, pre, _parts(pre))
+    gibbs_rows(*loop, pre, bias, NO_DRAW, _NO_BITS, _NO_STREAM, pre, _parts(pre))
     return True
 
 
@@ -412,28 +409,28 @@ def bernoulli_rows(pre, bias, rng, random_bits):
     NumPy's PCG64 the threads make those words themselves (its 62 us on one thread per
     Fashion-MNIST mini-batch were the last serial pass), then the generator is moved on past
     them, as ``random_bits`` moves it. None, pre untouched, where the kernel does not apply."""
-    kernel = _gibbs_for(pre, bias)
-    if kernel is None:
+    loop = _exp_loop_for(pre, bias)
+    if loop is None:
         return None
     sample = np.empty(pre.shape, pre.dtype)
     if type(getattr(rng, "bit_generator", None)) is np.random.PCG64:
-        kernel(pre, bias, DRAW_PCG64, _NO_BITS, pcg64.stream_of(rng.bit_generator), sample,
-               _parts(pre))
+        gibbs_rows(*loop, pre, bias, DRAW_PCG64, _NO_BITS, pcg64.stream_of(rng.bit_generator),
+                   sample, _parts(pre))
         pcg64.move_on(rng.bit_generator, (pre.size + 1) // 2)   # 32 bits an element
     else:
-        kernel(pre, bias, DRAW_BITS, random_bits(rng, pre.shape), _NO_STREAM, sample,
-               _parts(pre))
+        gibbs_rows(*loop, pre, bias, DRAW_BITS, random_bits(rng, pre.shape), _NO_STREAM,
+                   sample, _parts(pre))
     return sample
 
 
-def _gibbs_for(pre, bias):
-    """The gibbs_rows kernel for an (n, m) C-ordered NumPy pre and an (m,) bias of its dtype
-    (NumPy's exp loop found), else None."""
+def _exp_loop_for(pre, bias):
+    """NumPy's exp loop for ``gibbs_rows`` on an (n, m) C-ordered NumPy pre and an (m,) bias
+    of its dtype, else None."""
     if not (isinstance(pre, np.ndarray) and pre.ndim == 2 and pre.flags.c_contiguous
             and isinstance(bias, np.ndarray) and bias.dtype == pre.dtype
             and bias.shape == pre.shape[1:] and bias.flags.c_contiguous):
         return None
-    return gibbs_rows(pre.dtype)
+    return exp_loop(pre.dtype)
 
 
 def _parts(array):
@@ -441,10 +438,11 @@ def _parts(array):
     return numba.get_num_threads() if array.size >= GIBBS_PARALLEL_MIN else 1
 
 
-def gibbs_rows_kernel(exp_loop, exp_data):
-    """A Numba function for the sigmoid (and draw) of a training step's product on Numba's
-    threads, one block of rows each, with ``exp_loop`` -- NumPy's own SIMD exp loop for the
-    dtype (``ufunc_loops.loop``) -- so the bits are the NumPy reference's:
+@njit(parallel=True, nogil=True, cache=True)
+def gibbs_rows(exp_loop, exp_data, pre, bias, draw, bits, stream, sample, parts):
+    """The sigmoid (and draw) of a training step's product on Numba's threads, one block of
+    rows each, with ``exp_loop`` -- NumPy's own SIMD exp loop for the dtype (``exp_loop``),
+    passed in as a ctypes function -- so the bits are the NumPy reference's:
 
         pre = exp(-(pre + bias))  as (-bias) - pre, then NumPy's exp in place
         pre = 1 / (1 + pre)       the probabilities
@@ -453,30 +451,26 @@ def gibbs_rows_kernel(exp_loop, exp_data):
 
     Each thread reads and writes only its rows, just made by a product; the serial passes
     before were ~130 us of a 1.3 ms mini-batch (Fashion-MNIST, 2 threads, measured)."""
-
-    @njit(parallel=True, nogil=True)
-    def gibbs_rows(pre, bias, draw, bits, stream, sample, parts):
-        n, m = pre.shape
-        flat = pre.reshape(-1)
-        flat_bits, flat_sample = bits.reshape(-1), sample.reshape(-1)
-        for p in prange(parts):
-            r0, r1 = n * p // parts, n * (p + 1) // parts
-            for i in range(r0, r1):
-                for j in range(m):
-                    pre[i, j] = -bias[j] - pre[i, j]
-            k0, k1 = r0 * m, r1 * m
-            args = np.empty(2, np.intp)
-            args[0] = args[1] = flat[k0:].ctypes.data
-            dims = np.full(1, k1 - k0, np.intp)
-            steps = np.full(2, flat.itemsize, np.intp)
-            exp_loop(args.ctypes, dims.ctypes, steps.ctypes, exp_data)
-            if draw == DRAW_BITS:
-                sigmoid_bernoulli(flat[k0:k1], flat_bits[k0:k1], flat_sample[k0:k1])
-            elif draw == DRAW_PCG64:
-                _sigmoid_bernoulli_pcg64(flat[k0:k1], k0, stream, flat_sample[k0:k1])
-            else:
-                _sigmoid_of_exp(flat[k0:k1])
-    return gibbs_rows
+    n, m = pre.shape
+    flat = pre.reshape(-1)
+    flat_bits, flat_sample = bits.reshape(-1), sample.reshape(-1)
+    for p in prange(parts):
+        r0, r1 = n * p // parts, n * (p + 1) // parts
+        for i in range(r0, r1):
+            for j in range(m):
+                pre[i, j] = -bias[j] - pre[i, j]
+        k0, k1 = r0 * m, r1 * m
+        args = np.empty(2, np.intp)
+        args[0] = args[1] = flat[k0:].ctypes.data
+        dims = np.full(1, k1 - k0, np.intp)
+        steps = np.full(2, flat.itemsize, np.intp)
+        exp_loop(args.ctypes, dims.ctypes, steps.ctypes, exp_data)
+        if draw == DRAW_BITS:
+            sigmoid_bernoulli(flat[k0:k1], flat_bits[k0:k1], flat_sample[k0:k1])
+        elif draw == DRAW_PCG64:
+            _sigmoid_bernoulli_pcg64(flat[k0:k1], k0, stream, flat_sample[k0:k1])
+        else:
+            _sigmoid_of_exp(flat[k0:k1])
 
 
 @njit(error_model="numpy", inline="always")
