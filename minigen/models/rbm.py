@@ -306,19 +306,20 @@ class RBM:
             param += vel
 
     def _phases(self, v0, ph0, lr):
-        """Buffers V (2n, D) and P (2n, H) for [v0; vk] and [ph0; phk], kept from one
-        mini-batch to the next (new arrays each time cost page faults), and s (2n,): +lr/n
-        on the data's rows, -lr/n on the chains'."""
+        """Buffers V (2n, D) and P (2n, H) for [v0; vk] and [ph0; phk], and s (2n,): +lr/n on
+        the data's rows, -lr/n on the chains'; kept from one mini-batch to the next (new
+        arrays each time cost page faults) and made again when n, lr or the arrays change."""
         xp = get_array_module(v0)
         n, (D, H) = v0.shape[0], (v0.shape[1], ph0.shape[1])
         kept = getattr(self, "_phase_buffers", None)
         if kept is None or kept[0].shape != (2 * n, D) or kept[1].shape != (2 * n, H) \
-                or kept[0].dtype != v0.dtype or get_array_module(kept[0]) is not xp:
-            kept = (xp.empty((2 * n, D), v0.dtype), xp.empty((2 * n, H), ph0.dtype))
+                or kept[0].dtype != v0.dtype or get_array_module(kept[0]) is not xp \
+                or kept[3] != lr:
+            s = xp.full(2 * n, lr / n, dtype=v0.dtype)
+            s[n:] *= -1
+            kept = (xp.empty((2 * n, D), v0.dtype), xp.empty((2 * n, H), ph0.dtype), s, lr)
             self._phase_buffers = kept
-        s = xp.full(2 * n, lr / n, dtype=v0.dtype)
-        s[n:] *= -1
-        return kept[0], kept[1], s
+        return kept[:3]
 
     # ------------------------------------------------------------------ monitoring
     def reconstruction_error(self, X):
