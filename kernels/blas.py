@@ -16,6 +16,9 @@ dot product over K terms either way, but BLAS may choose another inner kernel fo
 block (it does for thin products, N = 5 or 10), so entries can differ from a single call's in
 the last bits: the tests hold them to K * eps * (|A| @ |B|), the rounding bound of a sum.
 
+``addmm_(c, a, b, beta, alpha)`` makes BLAS's whole formula, ``C = alpha A B + beta C``, in
+place: a product accumulated into an array as it is made (an RBM's weight update).
+
 With one thread, or for batched (3-D) operands, ``matmul`` is ``numpy.matmul``. With more,
 a small product (or one with a vector) is ``numpy.matmul`` on the calling thread (BLAS told to
 use one: woken for it, OpenBLAS's idle threads would spin on the cores Numba's threads need
@@ -66,26 +69,28 @@ def _gemm_function(library, prefix, scalar):
 
 
 def _blocks_kernel(gemm):
-    """A Numba function running ``gemm`` on one block of C per thread (see the module text).
+    """A Numba function running ``gemm`` on one block of C per thread (see the module text):
+    C = alpha A B + beta C, BLAS's own form (beta = 0: C is only written).
 
-    a, b, c are the flat data of A, B, C; (ta, lda), (tb, ldb) say how BLAS reads A and B.
-    A block of rows m0:m1 of C starts at row m0 of A: element m0*lda of a row-major A, or m0
-    of a transposed one (its rows are A's columns). A block of columns n0:n1 starts at column
-    n0 of B (element n0, or n0*ldb transposed) and at element n0 of C."""
+    a, b, c are the flat data of A, B, C; (ta, lda), (tb, ldb) say how BLAS reads A and B, ldc
+    is the distance between C's rows. A block of rows m0:m1 of C starts at row m0 of A: element
+    m0*lda of a row-major A, or m0 of a transposed one (its rows are A's columns), and at
+    element m0*ldc of C. A block of columns n0:n1 starts at column n0 of B (element n0, or
+    n0*ldb transposed) and at element n0 of C."""
 
     @numba.njit(parallel=True, nogil=True)
-    def blocks(ta, tb, M, N, K, a, lda, b, ldb, c, parts, by_rows):
+    def blocks(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, parts, by_rows):
         for p in numba.prange(parts):
             if by_rows:
                 m0, m1 = M * p // parts, M * (p + 1) // parts
                 a0 = m0 * lda if ta == _NO_TRANS else m0
-                gemm(_ROW_MAJOR, ta, tb, m1 - m0, N, K, 1.0, a[a0:].ctypes, lda,
-                     b.ctypes, ldb, 0.0, c[m0 * N:].ctypes, N)
+                gemm(_ROW_MAJOR, ta, tb, m1 - m0, N, K, alpha, a[a0:].ctypes, lda,
+                     b.ctypes, ldb, beta, c[m0 * ldc:].ctypes, ldc)
             else:
                 n0, n1 = N * p // parts, N * (p + 1) // parts
                 b0 = n0 if tb == _NO_TRANS else n0 * ldb
-                gemm(_ROW_MAJOR, ta, tb, M, n1 - n0, K, 1.0, a.ctypes, lda,
-                     b[b0:].ctypes, ldb, 0.0, c[n0:].ctypes, N)
+                gemm(_ROW_MAJOR, ta, tb, M, n1 - n0, K, alpha, a.ctypes, lda,
+                     b[b0:].ctypes, ldb, beta, c[n0:].ctypes, ldc)
     return blocks
 
 
@@ -149,14 +154,57 @@ def _product(a, b):
 def _split(a, b, parts):
     """C = a @ b made by ``parts`` threads, one block each; None when BLAS cannot read an
     operand in place (or no BLAS is found)."""
+    c = reuse.take((a.shape[0], b.shape[1]), a.dtype)
+    return c if _gemm(c, a, b, 0.0, 1.0, parts) else None
+
+
+def addmm_(c, a, b, beta=1.0, alpha=1.0):
+    """``c = beta c + alpha (a @ b)`` in place, PyTorch's ``Tensor.addmm_``: the product
+    accumulated into ``c`` by BLAS itself, as it makes it -- no array for ``a @ b``, no pass
+    over it (an RBM's weight update ``W += V^T P``: beta = 1). beta = 0 only writes ``c``
+    (what it held, NaN included, is ignored, as in BLAS). Returns ``c``.
+
+    On NumPy arrays (kernels on) a large product is split over Numba's threads as in
+    ``matmul``, a small one is one BLAS call on the calling thread; elsewhere (CuPy, the
+    references, a layout BLAS cannot read or write in place) it is the array library's
+    matmul and the same formula."""
+    from . import use_numba
+    if (use_numba(c) and c.ndim == a.ndim == b.ndim == 2 and a.dtype == b.dtype == c.dtype
+            and c.shape == (a.shape[0], b.shape[1]) and a.shape[1] == b.shape[0]):
+        (M, K), N = a.shape, b.shape[1]
+        parts = numba.get_num_threads() if M * K * N >= SPLIT_MIN_WORK else 1
+        if _gemm(c, a, b, beta, alpha, parts):
+            return c
+    return _addmm_reference(c, a, b, beta, alpha)
+
+
+def _addmm_reference(c, a, b, beta, alpha):
+    """``addmm_`` in array operations: the product, then the two scalings and the sum."""
+    from ..backend import get_array_module
+    product = get_array_module(c).matmul(a, b)
+    if alpha != 1:
+        product *= alpha
+    if beta == 0:
+        c[...] = product
+        return c
+    if beta != 1:
+        c *= beta
+    c += product
+    return c
+
+
+def _gemm(c, a, b, beta, alpha, parts):
+    """c = alpha a b + beta c on ``parts`` threads (one block each, one BLAS thread each);
+    False when BLAS cannot read an operand or write c in place, or no BLAS is found. C's
+    rows must be contiguous runs (C-ordered, or a block of columns of a C-ordered array)."""
     kernel = _kernels().get(a.dtype)
-    A, B = _as_blas_operand(a), _as_blas_operand(b)
-    if kernel is None or A is None or B is None or a.shape[1] != b.shape[0]:
-        return None
+    A, B, C = _as_blas_operand(a), _as_blas_operand(b), _as_blas_operand(c)
+    if kernel is None or A is None or B is None or C is None or C[1] != _NO_TRANS:
+        return False
     (M, K), N = a.shape, b.shape[1]
     by_rows = M >= N
-    parts = min(parts, M if by_rows else N)
-    c = reuse.take((M, N), a.dtype)
+    parts = max(1, min(parts, M if by_rows else N))
     with one_blas_thread():
-        kernel(A[1], B[1], M, N, K, A[0], A[2], B[0], B[2], c.reshape(-1), parts, by_rows)
-    return c
+        kernel(A[1], B[1], M, N, K, alpha, A[0], A[2], B[0], B[2], beta, C[0], C[2], parts,
+               by_rows)
+    return True

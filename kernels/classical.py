@@ -35,6 +35,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import pcg64
+
 EUCLIDEAN, DOT, MANHATTAN, SUPREMUM = 0, 1, 2, 3
 
 # Below this many element operations a parallel kernel runs on one thread: waking the
@@ -359,8 +361,7 @@ def sigmoid_bernoulli(ep, bits, sample):
     the comparison -- fused; each rounding as there, so the results are bit-equal). u is
     the float32 uniform NumPy's ``Generator.random`` makes from the same 32 bits. In place:
     one array read and written (a separate output aliasing it would make LLVM's overlap
-    check choose the scalar loop). Serial like ``ais_hidden``: a mini-batch is ~50k
-    elements, far below PARALLEL_MIN_WORK.
+    check choose the scalar loop). Serial: ``gibbs_rows`` runs it on each thread's block.
     """
     one, zero = ep.dtype.type(1), ep.dtype.type(0)
     scale = np.float32(1.0 / 16777216.0)
@@ -368,4 +369,134 @@ def sigmoid_bernoulli(ep, bits, sample):
         p = sample.dtype.type(one / (one + ep[k]))     # rounded as the reference's astype
         ep[k] = p
         u = np.float32(np.int32(bits[k] >> np.uint32(8))) * scale  # exact: 24 bits * 2^-24
+        sample[k] = one if u < p else zero
+
+
+# From this many elements the training step's sigmoid-and-draw runs on every thread (one
+# parallel region costs ~3 us; a (64, 256) block ~10 us of work)
+GIBBS_PARALLEL_MIN = 1 << 13
+
+def exp_loop(dtype):
+    """(function, data) of NumPy's own exp loop for float32 or float64 (``ufunc_loops.loop``),
+    which ``gibbs_rows`` calls on each thread's block; None where it cannot be found (the
+    caller keeps the serial passes)."""
+    dtype = np.dtype(dtype)
+    if dtype.char not in "fd":
+        return None
+    from . import ufunc_loops
+    return ufunc_loops.loop(np.exp, dtype.char)
+
+
+# gibbs_rows' draws: none (probabilities only), from given random bits, or from the PCG64
+# stream itself (``kernels/pcg64.py``: each thread makes the words of its rows)
+NO_DRAW, DRAW_BITS, DRAW_PCG64 = 0, 1, 2
+_NO_BITS, _NO_STREAM = np.zeros(0, np.uint32), np.zeros(0, np.uint64)  # unused arguments
+
+
+def sigmoid_rows(pre, bias):
+    """pre = sigma(pre + bias) in place on Numba's threads (``gibbs_rows``, the bits of
+    ``rbm.sigmoid_bias_reference``); False, pre untouched, where the kernel does not apply."""
+    loop = _exp_loop_for(pre, bias)
+    if loop is None:
+        return False
+    gibbs_rows(*loop, pre, bias, NO_DRAW, _NO_BITS, _NO_STREAM, pre, _parts(pre))
+    return True
+
+
+def bernoulli_rows(pre, bias, rng, random_bits):
+    """pre = sigma(pre + bias) in place and a 0/1 draw from it (returned) on Numba's threads:
+    ``rbm.bernoulli_reference``'s bits from ``random_bits(rng, shape)``'s uniforms. For
+    NumPy's PCG64 the threads make those words themselves (its 62 us on one thread per
+    Fashion-MNIST mini-batch were the last serial pass), then the generator is moved on past
+    them, as ``random_bits`` moves it. None, pre untouched, where the kernel does not apply."""
+    loop = _exp_loop_for(pre, bias)
+    if loop is None:
+        return None
+    sample = np.empty(pre.shape, pre.dtype)
+    if type(getattr(rng, "bit_generator", None)) is np.random.PCG64:
+        gibbs_rows(*loop, pre, bias, DRAW_PCG64, _NO_BITS, pcg64.stream_of(rng.bit_generator),
+                   sample, _parts(pre))
+        pcg64.move_on(rng.bit_generator, (pre.size + 1) // 2)   # 32 bits an element
+    else:
+        gibbs_rows(*loop, pre, bias, DRAW_BITS, random_bits(rng, pre.shape), _NO_STREAM,
+                   sample, _parts(pre))
+    return sample
+
+
+def _exp_loop_for(pre, bias):
+    """NumPy's exp loop for ``gibbs_rows`` on an (n, m) C-ordered NumPy pre and an (m,) bias
+    of its dtype, else None."""
+    if not (isinstance(pre, np.ndarray) and pre.ndim == 2 and pre.flags.c_contiguous
+            and isinstance(bias, np.ndarray) and bias.dtype == pre.dtype
+            and bias.shape == pre.shape[1:] and bias.flags.c_contiguous):
+        return None
+    return exp_loop(pre.dtype)
+
+
+def _parts(array):
+    """Every Numba thread from GIBBS_PARALLEL_MIN elements, else one."""
+    return numba.get_num_threads() if array.size >= GIBBS_PARALLEL_MIN else 1
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def gibbs_rows(exp_loop, exp_data, pre, bias, draw, bits, stream, sample, parts):
+    """The sigmoid (and draw) of a training step's product on Numba's threads, one block of
+    rows each, with ``exp_loop`` -- NumPy's own SIMD exp loop for the dtype (``exp_loop``),
+    passed in as a ctypes function -- so the bits are the NumPy reference's:
+
+        pre = exp(-(pre + bias))  as (-bias) - pre, then NumPy's exp in place
+        pre = 1 / (1 + pre)       the probabilities
+        sample = 1[u < pre]       u from 32 random bits per element (``draw``): given in
+                                  ``bits``, or made here from the PCG64 ``stream``
+
+    Each thread reads and writes only its rows, just made by a product; the serial passes
+    before were ~130 us of a 1.3 ms mini-batch (Fashion-MNIST, 2 threads, measured)."""
+    n, m = pre.shape
+    flat = pre.reshape(-1)
+    flat_bits, flat_sample = bits.reshape(-1), sample.reshape(-1)
+    for p in prange(parts):
+        r0, r1 = n * p // parts, n * (p + 1) // parts
+        for i in range(r0, r1):
+            for j in range(m):
+                pre[i, j] = -bias[j] - pre[i, j]
+        k0, k1 = r0 * m, r1 * m
+        args = np.empty(2, np.intp)
+        args[0] = args[1] = flat[k0:].ctypes.data
+        dims = np.full(1, k1 - k0, np.intp)
+        steps = np.full(2, flat.itemsize, np.intp)
+        exp_loop(args.ctypes, dims.ctypes, steps.ctypes, exp_data)
+        if draw == DRAW_BITS:
+            sigmoid_bernoulli(flat[k0:k1], flat_bits[k0:k1], flat_sample[k0:k1])
+        elif draw == DRAW_PCG64:
+            _sigmoid_bernoulli_pcg64(flat[k0:k1], k0, stream, flat_sample[k0:k1])
+        else:
+            _sigmoid_of_exp(flat[k0:k1])
+
+
+@njit(error_model="numpy", inline="always")
+def _sigmoid_of_exp(ep):
+    """ep = 1 / (1 + ep) in place (``sigmoid_bias_reference``'s last two passes)."""
+    one = ep.dtype.type(1)
+    for k in range(ep.size):
+        ep[k] = one / (one + ep[k])
+
+
+@njit(error_model="numpy", inline="always")
+def _sigmoid_bernoulli_pcg64(ep, k0, stream, sample):
+    """``sigmoid_bernoulli`` for elements k0, k0 + 1, ... of a draw whose bits come from the
+    PCG64 ``stream``: element k takes the low (k even) or high (k odd) 32 bits of word k // 2,
+    the bits ``rbm.random_bits`` takes from ``random_raw``."""
+    one, zero = ep.dtype.type(1), ep.dtype.type(0)
+    scale = np.float32(1.0 / 16777216.0)
+    word, hi, lo = pcg64.word_after(stream, k0 // 2)
+    for k in range(ep.size):
+        if (k0 + k) % 2 == 0:
+            if k > 0:
+                word, hi, lo = pcg64.next_word(hi, lo, stream)
+            bits = np.uint32(word & np.uint64(0xFFFFFFFF))
+        else:
+            bits = np.uint32(word >> np.uint64(32))
+        p = sample.dtype.type(one / (one + ep[k]))
+        ep[k] = p
+        u = np.float32(np.int32(bits >> np.uint32(8))) * scale
         sample[k] = one if u < p else zero

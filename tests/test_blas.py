@@ -69,6 +69,53 @@ def test_split_products_are_the_product(m, k, n, dtype, la, lb, seed):
         blas.SPLIT_MIN_WORK = bar
 
 
+@needs_cblas
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 200), k=st.integers(1, 200), n=st.integers(1, 200),
+       dtype=st.sampled_from([np.float32, np.float64]), la=layouts, lb=layouts,
+       lc=st.sampled_from(["C", "C block"]), beta=st.sampled_from([0.0, 1.0, 0.9]),
+       alpha=st.sampled_from([1.0, -0.25]), threads_=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2 ** 16))
+def test_addmm_accumulates_the_product_in_place(m, k, n, dtype, la, lb, lc, beta, alpha,
+                                                threads_, seed):
+    """addmm_(c, a, b, beta, alpha) is beta c + alpha a @ b, written into c itself (a C-ordered
+    array or a block of columns of one), split over the threads or not; beta = 0 ignores
+    what c held, NaN included."""
+    rng = np.random.default_rng(seed)
+    a, b = _laid_out(rng, (m, k), dtype, la), _laid_out(rng, (k, n), dtype, lb)
+    c = _laid_out(rng, (m, n), dtype, lc)
+    c0 = c.astype(np.float64)
+    if beta == 0:
+        c[0, 0] = np.nan
+    before, bar = numba.get_num_threads(), blas.SPLIT_MIN_WORK
+    numba.set_num_threads(min(threads_, numba.config.NUMBA_NUM_THREADS))
+    blas.SPLIT_MIN_WORK = 1
+    try:
+        assert blas.addmm_(c, a, b, beta=beta, alpha=alpha) is c
+    finally:
+        numba.set_num_threads(before)
+        blas.SPLIT_MIN_WORK = bar
+    # the sum's rounding bound (assert_product's) plus one rounding of the scaled c
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    bound = (k + 2) * eps * (abs(alpha) * (np.abs(a64) @ np.abs(b64)) + abs(beta) * np.abs(c0))
+    assert (np.abs(c - (beta * c0 + alpha * (a64 @ b64))) <= bound).all()
+
+
+def test_addmm_reference_is_the_formula():
+    """Where BLAS is not called (the references, CuPy) addmm_ is the same formula in array
+    operations; and the check catches a wrong beta."""
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(s).astype(np.float32) for s in ((5, 4), (4, 3), (5, 3)))
+    want = 0.5 * c + 2.0 * (a @ b)
+    got = blas._addmm_reference(c.copy(), a, b, 0.5, 2.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    c[0, 0] = np.nan
+    np.testing.assert_allclose(blas._addmm_reference(c.copy(), a, b, 0.0, 1.0), a @ b,
+                               rtol=1e-6)
+    assert not np.allclose(blas._addmm_reference(c.copy(), a, b, 1.0, 2.0), want, atol=1e-3)
+
+
 @needs_threads
 @needs_cblas
 @pytest.mark.parametrize("shape", [(300, 200, 50), (50, 200, 300)], ids=["by rows", "by columns"])
@@ -117,11 +164,11 @@ def test_the_check_catches_a_block_read_from_the_wrong_place(two_threads):
     a, b = rng.random((64, 33), dtype=np.float32), rng.random((32, 40), dtype=np.float32)
     c = np.empty((64, 40), np.float32)
     kernel = blas._kernels()[np.dtype(np.float32)]
-    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, a.reshape(-1), 33, b.reshape(-1), 40,
-           c.reshape(-1), 2, True)
+    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, 1.0, a.reshape(-1), 33, b.reshape(-1),
+           40, 0.0, c.reshape(-1), 40, 2, True)
     assert_product(c, a[:, :32], b)  # the right leading dimension (33) passes
-    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, a.reshape(-1), 32, b.reshape(-1), 40,
-           c.reshape(-1), 2, True)
+    kernel(blas._NO_TRANS, blas._NO_TRANS, 64, 40, 32, 1.0, a.reshape(-1), 32, b.reshape(-1),
+           40, 0.0, c.reshape(-1), 40, 2, True)
     with pytest.raises(AssertionError):
         assert_product(c, a[:, :32], b)
 

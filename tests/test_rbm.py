@@ -98,6 +98,79 @@ def test_sampling_kernel_equals_reference_bit_for_bit(dtypes, monkeypatch):
     assert not np.array_equal(R.bernoulli(pre, bias, late)[1], fast[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(70, 128), (35, 17)], ids=["even", "odd"])
+def test_parallel_sigmoid_and_draw_equal_the_reference_bit_for_bit(dtype, threads, shape,
+                                                                    monkeypatch):
+    """The Gibbs kernel on Numba's threads (one block of rows each, NumPy's own exp loop on
+    each, the PCG64 words made by each thread for its rows): the reference's probabilities
+    and draw, bit for bit, and the generator left where random_bits leaves it -- for the draw
+    and for the probabilities alone; with 17 columns the second block starts in the middle of
+    a 64-bit word (element 17 x 17 = 289 takes the high half of word 144)."""
+    import numba
+    if K.exp_loop(dtype) is None:
+        pytest.skip("NumPy's exp loop not found in this NumPy build (the serial path runs)")
+    monkeypatch.setattr(K, "GIBBS_PARALLEL_MIN", 64)   # parallel at these sizes too
+    rng = np.random.default_rng(5)
+    pre = rng.normal(0, 4, shape).astype(dtype)
+    pre[:, 0] *= 1000                 # exp(-z) overflows to inf: sigma = 0
+    bias = rng.normal(0, 1, pre.shape[1]).astype(dtype)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    fast, slow = np.random.default_rng(3), np.random.default_rng(3)
+    try:
+        probs, sample = R.bernoulli(pre.copy(), bias, fast, overwrite_pre=True)
+        alone = R.sigmoid_bias(pre.copy(), bias, overwrite_pre=True)
+    finally:
+        numba.set_num_threads(before)
+    u = R.uniforms(R.random_bits(slow, pre.shape))
+    assert fast.bit_generator.state == slow.bit_generator.state
+    want_p, want_s = R.bernoulli_reference(pre, bias, u)
+    for got, want in ((probs, want_p), (sample, want_s), (alone, want_p)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    assert (want_p == 0).any() and 0 < want_s.mean() < 1
+
+
+@pytest.mark.parametrize("n", [1, 7, 40000])
+def test_pcg64_words_made_on_the_threads_are_numpys(n):
+    """kernels/pcg64.random_raw: NumPy's own random_raw words, bit for bit, and the generator
+    left in the same state -- the half word a float32 draw keeps for later included (PCG64's
+    own advance() would drop it); a wrong increment is caught."""
+    from minigen.kernels import pcg64
+    ours, numpys = np.random.default_rng(11), np.random.default_rng(11)
+    for g in (ours, numpys):
+        g.random(dtype=np.float32)            # keeps half a word for later
+    got = pcg64.random_raw(ours.bit_generator, n)
+    np.testing.assert_array_equal(got, numpys.bit_generator.random_raw(n))
+    assert ours.bit_generator.state == numpys.bit_generator.state
+    assert ours.random(dtype=np.float32) == numpys.random(dtype=np.float32)
+    stream = pcg64.stream_of(np.random.default_rng(11).bit_generator)
+    assert pcg64.word_after(stream, 0)[0] == np.random.default_rng(11).bit_generator.random_raw()
+    # the check can fail: the stream made from a wrong increment is caught
+    stream[3] ^= np.uint64(2)
+    out = np.empty(min(n, 50), np.uint64)
+    pcg64._fill(*stream, out, 1)
+    assert not np.array_equal(out, np.random.default_rng(11).bit_generator.random_raw(out.size))
+
+
+def test_numpys_exp_loop_is_found_and_checked():
+    """ufunc_loops reads np.exp's float32 loop from its C table and it computes np.exp's
+    bits; a loop that computes something else (np.log's, posing as exp) is refused."""
+    from minigen.kernels import ufunc_loops as U
+    found = U.loop(np.exp, "f")
+    if found is None:
+        pytest.skip("NumPy's ufunc table has another layout in this build")
+    x = np.linspace(-80, 80, 1001, dtype=np.float32)
+    out = np.empty_like(x)
+    U.call(*found, x, out, x.size)
+    np.testing.assert_array_equal(out, np.exp(x))
+    log_loop = U._find(np.log, "f")
+    assert log_loop is not None and not U._computes(np.exp, "f", *log_loop)
+    assert U.loop(np.add, "f") is None   # not a unary ufunc
+
+
 @pytest.mark.parametrize("shape", [(64, 784), (33, 17), (1,)])
 def test_random_bits_give_numpys_own_float32_uniforms(shape):
     """random_bits takes the generator's 64-bit words whole: the uniforms made from them are
