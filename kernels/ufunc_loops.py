@@ -54,8 +54,9 @@ def _find(ufunc, char):
     if ufunc.nin != 1 or ufunc.nout != 1:
         return None
     head = _UFuncHead.from_address(id(ufunc))
-    if (head.name != ufunc.__name__.encode() or (head.nin, head.nout, head.nargs) != (1, 1, 2)
-            or head.ntypes != ufunc.ntypes):
+    # the numbers first: reading ``name`` follows a pointer, safe only once the layout is known
+    if ((head.nin, head.nout, head.nargs) != (1, 1, 2) or head.ntypes != ufunc.ntypes
+            or head.name != ufunc.__name__.encode()):
         return None
     nums = [ord(head.types[k]) for k in range(2 * head.ntypes)]
     if nums != [np.dtype(c).num for t in ufunc.types for c in t.replace("->", "")]:
