@@ -83,3 +83,10 @@ def matmul(a, b):
         return _submodule("blas").matmul(a, b)
     from ..backend import get_array_module
     return get_array_module(a).matmul(a, b)
+
+
+def addmm_(c, a, b, beta=1.0, alpha=1.0):
+    """``c = beta c + alpha (a @ b)`` in place, BLAS accumulating the product into ``c``
+    (``blas.addmm_``: every array kind; Numba is imported on the first call, as for
+    ``matmul``)."""
+    return _submodule("blas").addmm_(c, a, b, beta, alpha)

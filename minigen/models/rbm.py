@@ -37,8 +37,7 @@ import math
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from ..kernels import cuda_for, matmul, use_numba
-from ..kernels.blas import addmm_
+from ..kernels import addmm_, cuda_for, matmul, use_numba
 from ._checks import as_data_matrix, require_finite
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
