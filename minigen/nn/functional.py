@@ -450,6 +450,19 @@ def _check_reduction(reduction, op):
                          f"got {reduction!r}")
 
 
+def _reduced_count(shape, reduction):
+    """What a reduction divides the sum of the losses by: 1 ('sum', 'none'), the number of
+    elements ('mean') or the batch size, the first dimension ('batchmean')."""
+    if reduction == "mean":
+        return math.prod(shape)
+    return shape[0] if reduction == "batchmean" and shape else 1
+
+
+def _divide(total, shape, reduction):
+    """The sum of the losses of an array of ``shape``, divided as ``reduction`` says."""
+    return total / total.dtype.type(_reduced_count(shape, reduction))
+
+
 def _reduce(loss, reduction, op):
     _check_reduction(reduction, op)
     if reduction == "mean":
@@ -457,7 +470,7 @@ def _reduce(loss, reduction, op):
     if reduction == "sum":
         return sum(loss)
     if reduction == "batchmean":
-        return sum(loss) / (loss.shape[0] if loss.ndim else 1)
+        return sum(loss) / _reduced_count(loss.shape, reduction)
     return loss
 
 
@@ -559,9 +572,9 @@ class BCEWithLogits(Function):
     which never exponentiates a positive number (no overflow) and never takes log(0).
     Its derivative is simply dL/dx = sigma(x) - t, and dL/dt = -x.
 
-    The 'sum'/'mean' reduction happens inside, as in torch: the backward then scales
-    by one number instead of expanding a gradient array first, and on the CPU the sum is
-    one Numba pass (``kernels/cpu.py: bce_with_logits_sum``; the code below is its
+    The 'sum'/'mean'/'batchmean' reduction happens inside, as in torch: the backward then
+    scales by one number instead of expanding a gradient array first, and on the CPU the
+    sum is one Numba pass (``kernels/cpu.py: bce_with_logits_sum``; the code below is its
     reference). sigma(x) for the backward is rebuilt from the saved e = exp(-|x|):
     sigma(x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0 (under create_graph it is the
     differentiable op instead).
@@ -577,22 +590,21 @@ class BCEWithLogits(Function):
             xp.negative(self.e, out=self.e)
             xp.exp(self.e, out=self.e)
             k = hot_loops(x)
-            if k is not None and reduction in ("sum", "mean"):
-                total = k.bce_with_logits_sum(x, t, self.e)
-                return total if reduction == "sum" else total / x.dtype.type(x.size)
+            if k is not None and reduction != "none":
+                return _divide(k.bce_with_logits_sum(x, t, self.e), x.shape, reduction)
             # the same operations as max(x, 0) - x t + log1p(exp(-|x|)), in place where they
             # can be (128 x 784 logits, 2 threads: 550 -> 345 us)
             loss = xp.maximum(x, 0)
             loss -= x * t
             loss += _log1p_unit(self.e)
-        if reduction == "sum":
-            return loss.sum()
-        return loss.mean() if reduction == "mean" else loss
+        return loss if reduction == "none" else _divide(loss.sum(), x.shape, reduction)
 
     def backward(self, g):
         x, t = self.inputs
         if self.reduction == "mean":
             g = g / x.numel()
+        elif self.reduction == "batchmean":
+            g = g / _reduced_count(x.shape, "batchmean")
         gx = gt = None
         k = hot_loops(x.data)  # one pass: Numba, or kernels/elementwise.cu
         if self.needs_input_grad[0] and k is not None and not is_grad_enabled():
@@ -618,7 +630,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     op = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, op)
     target = _target(input, target, op)
-    if pos_weight is None and weight is None and reduction != "batchmean":
+    if pos_weight is None and weight is None:
         return BCEWithLogits.apply(input, target, reduction=reduction)
     if pos_weight is None:
         loss = BCEWithLogits.apply(input, target, reduction="none")
