@@ -109,7 +109,8 @@ class MeanKL(Function):
         KL = 1/(2N) sum_{n,j} (mu^2 + exp(logvar) - 1 - logvar)
         dKL/dmu = mu / N,   dKL/dlogvar = (exp(logvar) - 1) / (2N)
 
-    (MLP VAE step, batch 128, 2 threads: 0.3 ms of 4.7 ms, the ops' own cost, not arithmetic.)
+    (An MLP VAE step, batch 128, 2 threads: 0.30-0.37 ms less, the cost of the eight ops
+    themselves and of their nodes in the graph, not of arithmetic on (128, 20) arrays.)
     """
 
     def forward(self, mu, logvar):
