@@ -231,9 +231,10 @@ def _adam_update(x, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, 
         x[k] -= m[k] / (np.sqrt(v[k]) / bc2_sqrt + eps) * step
 
 
-# (sigmoid-BCE's forward stays NumPy's: a Numba loop calls the C library's exp and log1p one
-# number at a time, slower than NumPy's vectorised ones; its backward has none, and its
-# "1 or e" -- np.where on a random sign -- is a select here, not a mispredicted branch)
+# (sigmoid-BCE's elementwise forward stays NumPy's: a Numba loop calls the C library's exp and
+# log1p one number at a time, slower than NumPy's vectorised ones; its summed forward, at the
+# end of this file, needs no log1p. The backward has none, and its "1 or e" -- np.where on a
+# random sign -- is a select here, not a mispredicted branch)
 @numba.njit(**_DIVIDES)
 def _bce_with_logits_backward(g, g_stride, x, t, e, one):
     gx = np.empty_like(x)
@@ -555,3 +556,41 @@ def bce_with_logits_backward(g, x, t, e):
     g = _flat(g, x.dtype)
     return _run(_bce_with_logits_backward, x.size, g, 0 if g.size == 1 else 1, _flat(x),
                 _flat(t, x.dtype), _flat(e), x.dtype.type(1)).reshape(x.shape)
+
+
+# ---------------------------------------------------------------- sigmoid-BCE summed
+# The VAE's reconstruction loss is one number, sum_k max(x_k, 0) - x_k t_k + log1p(e_k) with
+# e = exp(-|x|) (``BCEWithLogits``). NumPy makes e (its exp is vectorised; a Numba loop calls
+# the C library's, one number at a time), and this kernel adds up the rest in one pass without
+# a log per element: a sum of logs is the log of a product. Each factor 1 + e_k lies in [1, 2],
+# so a block of 64 of them multiplies to at most 2^64, inside even float32's range (2^128):
+# one log per block, and the blocks' sums are added in float64, in block order (the same
+# bits on any number of threads). 128 x 784 float32 logits, 2 threads, load 1.4-2.2: the NumPy
+# reference (``BCEWithLogits.forward``) 811 us, e and this kernel 124-138 us, torch 118-125 us.
+_LOG_BLOCK = 64
+
+
+@numba.njit(**_SUMS)
+def _bce_with_logits_sum(x, t, e, zero, one):
+    n = x.size
+    blocks = (n + _LOG_BLOCK - 1) // _LOG_BLOCK
+    partial = np.empty(blocks, dtype=np.float64)
+    for b in numba.prange(blocks):
+        linear, product = zero, one  # in x's dtype: eight float32 lanes per instruction
+        for k in range(b * _LOG_BLOCK, min(n, (b + 1) * _LOG_BLOCK)):
+            v = x[k]
+            linear += max(v, zero) - v * t[k]
+            product *= one + e[k]
+        partial[b] = np.float64(linear) + np.log(np.float64(product))
+    total = 0.0
+    for b in range(blocks):
+        total += partial[b]
+    return total
+
+
+def bce_with_logits_sum(x, t, e):
+    """The sum over every element of max(x, 0) - x t + log1p(e), e = exp(-|x|) given
+    (``BCEWithLogits.forward`` with reduction 'sum'), summed in float64, returned in x's dtype."""
+    zero, one = x.dtype.type(0), x.dtype.type(1)
+    return x.dtype.type(_run(_bce_with_logits_sum, x.size, _flat(x), _flat(t, x.dtype), _flat(e),
+                             zero, one))

@@ -253,7 +253,7 @@ def test_bce_with_logits_gradients_through_the_kernels(monkeypatch):
     rng = np.random.default_rng(0)
     x = mg.tensor(rng.standard_normal((4, 5)) * 3, requires_grad=True)
     t = mg.tensor(rng.random((4, 5)), requires_grad=True)
-    for reduction in ("mean", "sum", "none"):
+    for reduction in ("mean", "sum", "batchmean", "none"):
         def f(x, t):
             return F.binary_cross_entropy_with_logits(x, t, reduction=reduction)
         assert mg.gradcheck(f, [x, t]) and mg.gradgradcheck(f, [x, t])
@@ -261,6 +261,44 @@ def test_bce_with_logits_gradients_through_the_kernels(monkeypatch):
     monkeypatch.setattr(cpu, "bce_with_logits_backward", lambda g, x, t, e: real(g, x, t, e * 1.1))
     assert not mg.gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(x, t), [x, t],
                             raise_exception=False)
+
+
+@both_dtypes
+@given(data=st.data(), size=st.integers(1, 300),
+       reduction=st.sampled_from(["sum", "mean", "batchmean"]))
+def test_bce_with_logits_summed_forward_equals_the_reference(dtype, data, size, reduction):
+    """The kernel's log of products against the reference's log1p per element (in float64,
+    where the reference's own rounding is far below the float32 bound); sizes cross the
+    kernel's 64-element blocks."""
+    values = st.floats(-30, 30) | st.sampled_from([0.0, -0.0, 1e-8, 80.0, -80.0])
+    x = np.array(data.draw(st.lists(values, min_size=size, max_size=size)), dtype=dtype)
+    t = np.array(data.draw(st.lists(st.floats(0, 1), min_size=size, max_size=size)), dtype=dtype)
+
+    def loss(mode, x, t):
+        with kernels_mode(mode):
+            return F.binary_cross_entropy_with_logits(mg.tensor(x), mg.tensor(t),
+                                                      reduction=reduction).data
+
+    fast, ref = loss("fast", x, t), loss("reference", x.astype(np.float64), t.astype(np.float64))
+    assert fast.dtype == dtype
+    bound = np.sum(np.abs(x) + np.log(2)) / (size if reduction != "sum" else 1)
+    assert abs(float(fast) - float(ref)) <= 4 * np.finfo(dtype).eps * bound
+
+
+def test_bce_with_logits_summed_forward_catches_a_wrong_block():
+    """Large enough for both threads, NaN kept; a planted error in one block is seen."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(70001) * 4).astype(np.float32)
+    t = rng.random(70001).astype(np.float32)
+    e = np.exp(-np.abs(x))
+    ref = np.sum(np.maximum(x, 0.0) - x * t.astype(np.float64) + np.log1p(e.astype(np.float64)))
+    assert cpu.bce_with_logits_sum(x, t, e) == pytest.approx(ref, rel=1e-6)
+    for k in (0, 64 * 500 + 3, 70000):  # the first block, one inside, the short last one
+        planted = e.copy()
+        planted[k] = 1.0 if planted[k] < 0.5 else 0.0  # log1p of it off by more than 0.2
+        assert cpu.bce_with_logits_sum(x, t, planted) != pytest.approx(ref, abs=0.2)
+    x[5] = np.nan
+    assert np.isnan(cpu.bce_with_logits_sum(x, t, e))
 
 
 def test_swap01_is_the_transposing_copy():
@@ -294,6 +332,7 @@ def _kernel_results(x, g):
     e = np.exp(-np.abs(x))
     return [cpu.relu(x), cpu.leaky_relu(x, 0.1), cpu.leaky_relu_backward(g, x, 0.0), p, m, v,
             cpu.bce_with_logits_backward(g, x, np.abs(g) / 4, e), cpu.channel_sum(g),
+            np.array(cpu.bce_with_logits_sum(x, np.abs(g) / 4, e)),
             cpu.channel_bias(x, g[0, :, 0]), cpu.swap01(x, g[:, 0, 0]), *cpu.swap01_sums(x),
             *cpu.batch_norm_stats(x),
             *cpu.batch_norm_backward(g, x, np.ones(x.shape[1], x.dtype), g[1, :, 1])]

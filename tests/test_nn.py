@@ -225,6 +225,13 @@ def test_linear_gradcheck_and_gradgradcheck():
     x, w, b = t64((4, 3)), t64((2, 3), seed=1), t64((2,), seed=2)
     assert mg.gradcheck(F.linear, [x, w, b], **CHECK)
     assert mg.gradgradcheck(F.linear, [x, w, b], **CHECK)
+    # the plain backward (products on arrays) and create_graph's (ops) give the same numbers
+    g = t64((4, 2), seed=3)
+    plain = mg.autograd.grad(F.linear(x, w, b), [x, w, b], g)
+    graph = mg.autograd.grad(F.linear(x, w, b), [x, w, b], g, create_graph=True)
+    for p, q in zip(plain, graph):
+        assert not p.requires_grad and q.requires_grad
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-15)
 
 
 def test_default_init_is_torchs():

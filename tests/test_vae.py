@@ -65,6 +65,28 @@ def test_kl_gradcheck():
                         atol=1e-7, rtol=1e-6)
 
 
+def test_mean_kl_is_the_batch_mean_of_kl_as_one_op(monkeypatch):
+    """MeanKL against its reference kl_standard_normal(...).mean() on (N, latent) and on a
+    leading sample dim (m, N, latent); its gradients and their gradients (create_graph);
+    a planted error in its plain backward fails gradcheck."""
+    from minigen.models import vae
+    rng = np.random.default_rng(6)
+    for shape in ((4, 3), (2, 4, 3)):
+        mu, logvar = f64(rng.standard_normal(shape)), f64(rng.standard_normal(shape))
+        ref = kl_standard_normal(mu, logvar).mean()
+        kl = vae.MeanKL.apply(mu, logvar)
+        assert kl.dtype == np.float64 and kl.shape == ()
+        np.testing.assert_allclose(kl.item(), ref.item(), rtol=1e-14)
+        assert mg.gradcheck(vae.MeanKL.apply, [mu, logvar], atol=1e-7, rtol=1e-6)
+        assert mg.gradgradcheck(vae.MeanKL.apply, [mu, logvar], atol=1e-7, rtol=1e-6)
+    kl32 = vae.MeanKL.apply(mg.zeros(2, 3), mg.zeros(2, 3))
+    assert kl32.item() == 0.0 and kl32.dtype == np.float32  # the prior against itself
+    monkeypatch.setattr(vae.MeanKL, "backward", lambda self, g: (
+        mg.tensor(self.inputs[0].data * g.data / self.n),
+        mg.tensor(self.var * g.data / (2 * self.n))))  # forgot the -1 of dKL/dlogvar
+    assert not mg.gradcheck(vae.MeanKL.apply, [mu, logvar], raise_exception=False)
+
+
 def test_bernoulli_log_prob_matches_torch_and_stays_finite():
     torch = pytest.importorskip("torch", reason="torch not installed: PyTorch parity not checked")
     rng = np.random.default_rng(6)

@@ -101,6 +101,38 @@ def kl_standard_normal(mu, logvar):
     return kl_normal(mu, logvar, reduction="none").sum(dim=-1)
 
 
+class MeanKL(Function):
+    """``kl_standard_normal(mu, logvar).mean()``, the KL term of the loss (4), as one op each
+    way instead of eight small ones (that composition is its reference). With the derivatives
+    of (3), for N examples:
+
+        KL = 1/(2N) sum_{n,j} (mu^2 + exp(logvar) - 1 - logvar)
+        dKL/dmu = mu / N,   dKL/dlogvar = (exp(logvar) - 1) / (2N)
+
+    (An MLP VAE step, batch 128, 2 threads: 0.30-0.37 ms less, the cost of the eight ops
+    themselves and of their nodes in the graph, not of arithmetic on (128, 20) arrays.)
+    """
+
+    def forward(self, mu, logvar):
+        self.n = mu.size // mu.shape[-1]  # examples: every dim but the latent one
+        self.var = get_array_module(mu).exp(logvar)
+        terms = mu * mu
+        terms += self.var
+        terms -= 1
+        terms -= logvar
+        return terms.sum() / mu.dtype.type(2 * self.n)
+
+    def backward(self, g):
+        mu, logvar = self.inputs
+        need = self.needs_input_grad
+        if is_grad_enabled():  # create_graph: exp(logvar) as an op, differentiable again
+            return (g * mu / self.n if need[0] else None,
+                    g * (logvar.exp() - 1) / (2 * self.n) if need[1] else None)
+        s = g.data / self.n
+        return (Tensor(mu.data * s) if need[0] else None,
+                Tensor((self.var - 1) * (s / 2)) if need[1] else None)
+
+
 def bernoulli_log_prob(logits, x):
     """log p(x | z) for independent Bernoulli pixels with p = sigmoid(logits), per example:
 
@@ -119,11 +151,11 @@ def bernoulli_nll(logits, x):
     """-log p(x | z) for Bernoulli pixels, summed over the pixels and averaged over the batch:
     the reconstruction term of the loss (4). It is ``-bernoulli_log_prob(logits, x).mean()``
     (up to float rounding) computed as the classic PyTorch example does, one binary cross
-    entropy summed over the whole batch, divided by N: no per-example sums to make and to
-    send the gradient back through (0.45 instead of 0.55 ms, forward and backward, for a
-    batch of 128 Fashion-MNIST images).
+    entropy summed over the whole batch, divided by N (inside the op: 'batchmean'): no
+    per-example sums to make and to send the gradient back through (0.45 instead of 0.55 ms,
+    forward and backward, for a batch of 128 Fashion-MNIST images).
     """
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="batchmean")
 
 
 def gaussian_log_prob(x, mean, logvar):
@@ -243,8 +275,9 @@ class _VAE(nn.Module):
         """
         out, mu, logvar = self(x, y, eps)
         recon = self.reconstruction_loss(x, out)
-        kl = kl_standard_normal(mu, logvar).mean()
-        return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+        kl = MeanKL.apply(mu, logvar)  # kl_standard_normal(mu, logvar).mean(), one op
+        # (1 * kl is kl: with beta = 1 the multiplication, an op each way, is left out)
+        return {"loss": recon + (kl if beta == 1 else beta * kl), "recon": recon, "kl": kl}
 
     def iwae_bound(self, x, y=None, k=100, eps=None, chunk=20000):
         """Importance-sampled estimate of log p(x) per example, in nats (Burda et al. 2016):

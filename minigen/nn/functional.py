@@ -64,11 +64,15 @@ class Linear(Function):
     def backward(self, g):
         x, w = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
-        gx = matmul(g, w) if need[0] else None
-        gw = matmul(transpose(g), x) if need[1] else None
-        if len(self.inputs) == 2:
-            return gx, gw
-        return gx, gw, (sum(g, dim=0) if need[2] else None)
+        if is_grad_enabled():  # create_graph: the products as ops, differentiable again
+            gx = matmul(g, w) if need[0] else None
+            gw = matmul(transpose(g), x) if need[1] else None
+            gb = sum(g, dim=0) if len(need) == 3 and need[2] else None
+        else:  # the same products on the arrays: no graph to record, no op per product
+            gx = Tensor(array_matmul(g.data, w.data)) if need[0] else None
+            gw = Tensor(array_matmul(g.data.T, x.data)) if need[1] else None
+            gb = Tensor(g.data.sum(axis=0)) if len(need) == 3 and need[2] else None
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
 
 def _same_place(op, *tensors):
@@ -446,6 +450,19 @@ def _check_reduction(reduction, op):
                          f"got {reduction!r}")
 
 
+def _reduced_count(shape, reduction):
+    """What a reduction divides the sum of the losses by: 1 ('sum', 'none'), the number of
+    elements ('mean') or the batch size, the first dimension ('batchmean')."""
+    if reduction == "mean":
+        return math.prod(shape)
+    return shape[0] if reduction == "batchmean" and shape else 1
+
+
+def _divide(total, shape, reduction):
+    """The sum of the losses of an array of ``shape``, divided as ``reduction`` says."""
+    return total / total.dtype.type(_reduced_count(shape, reduction))
+
+
 def _reduce(loss, reduction, op):
     _check_reduction(reduction, op)
     if reduction == "mean":
@@ -453,7 +470,7 @@ def _reduce(loss, reduction, op):
     if reduction == "sum":
         return sum(loss)
     if reduction == "batchmean":
-        return sum(loss) / (loss.shape[0] if loss.ndim else 1)
+        return sum(loss) / _reduced_count(loss.shape, reduction)
     return loss
 
 
@@ -555,10 +572,12 @@ class BCEWithLogits(Function):
     which never exponentiates a positive number (no overflow) and never takes log(0).
     Its derivative is simply dL/dx = sigma(x) - t, and dL/dt = -x.
 
-    The 'sum'/'mean' reduction happens inside, as in torch: the backward then scales
-    by one number instead of expanding a gradient array first. sigma(x) for the
-    backward is rebuilt from the saved e = exp(-|x|):  sigma(x) = 1/(1+e) for x >= 0,
-    e/(1+e) for x < 0 (under create_graph it is the differentiable op instead).
+    The 'sum'/'mean'/'batchmean' reduction happens inside, as in torch: the backward then
+    scales by one number instead of expanding a gradient array first, and on the CPU the
+    sum is one Numba pass (``kernels/cpu.py: bce_with_logits_sum``; the code below is its
+    reference). sigma(x) for the backward is rebuilt from the saved e = exp(-|x|):
+    sigma(x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0 (under create_graph it is the
+    differentiable op instead).
     """
 
     def forward(self, x, t, reduction):
@@ -567,22 +586,25 @@ class BCEWithLogits(Function):
         if cuda_for(x) is not None:  # loss and e in one pass (kernels/elementwise.cu)
             loss, self.e = cuda_for(x).bce_with_logits(x, t)
         else:
-            # the same operations as max(x, 0) - x t + log1p(exp(-|x|)), in place where they
-            # can be (128 x 784 logits, 2 threads: 550 -> 345 us)
             self.e = xp.abs(x)
             xp.negative(self.e, out=self.e)
             xp.exp(self.e, out=self.e)
+            k = hot_loops(x)
+            if k is not None and reduction != "none":
+                return _divide(k.bce_with_logits_sum(x, t, self.e), x.shape, reduction)
+            # the same operations as max(x, 0) - x t + log1p(exp(-|x|)), in place where they
+            # can be (128 x 784 logits, 2 threads: 550 -> 345 us)
             loss = xp.maximum(x, 0)
             loss -= x * t
             loss += _log1p_unit(self.e)
-        if reduction == "sum":
-            return loss.sum()
-        return loss.mean() if reduction == "mean" else loss
+        return loss if reduction == "none" else _divide(loss.sum(), x.shape, reduction)
 
     def backward(self, g):
         x, t = self.inputs
         if self.reduction == "mean":
             g = g / x.numel()
+        elif self.reduction == "batchmean":
+            g = g / _reduced_count(x.shape, "batchmean")
         gx = gt = None
         k = hot_loops(x.data)  # one pass: Numba, or kernels/elementwise.cu
         if self.needs_input_grad[0] and k is not None and not is_grad_enabled():
@@ -608,7 +630,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     op = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, op)
     target = _target(input, target, op)
-    if pos_weight is None and weight is None and reduction != "batchmean":
+    if pos_weight is None and weight is None:
         return BCEWithLogits.apply(input, target, reduction=reduction)
     if pos_weight is None:
         loss = BCEWithLogits.apply(input, target, reduction="none")
