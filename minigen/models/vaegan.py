@@ -47,7 +47,7 @@ from ..tensor import full_like, randn_like, tensor, zeros, zeros_like
 from .gan.losses import minimax_g_loss, ns_g_loss
 from .gan.nets import DCGANDiscriminator
 from .gan.training import frozen
-from .vae import ConvVAE, gaussian_log_prob, kl_standard_normal, reparameterize
+from .vae import ConvVAE, MeanKL, gaussian_log_prob, reparameterize
 
 GAN_LOSSES = ("ns", "minimax")
 
@@ -138,7 +138,7 @@ def autoencoder_losses(vae, dis, x, mu, logvar, x_recon, x_prior, gamma=1.0, gan
     n = x.shape[0]
     features = dis.features(cat([x, x_recon], dim=0))                 # Dis_l of x and x~, (2N, d)
     logits = dis(cat([x, x_recon, x_prior], dim=0))                   # Dis's logits, (3N,)
-    prior = kl_standard_normal(mu, logvar).mean()                     # L_prior
+    prior = MeanKL.apply(mu, logvar)  # L_prior = kl_standard_normal(mu, logvar).mean(), one op
     llike = feature_nll(features[:n], features[n:])                   # L_llike^Dis_l
     g_loss = decoder_gan_loss(logits[n:2 * n], logits[2 * n:], gan_loss)
     return {"encoder": prior + llike, "decoder": gamma * llike + g_loss,
