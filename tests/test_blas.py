@@ -3,6 +3,8 @@ BLAS call. Every layout BLAS reads in place (contiguous, transposed, a block of 
 both split directions give numpy.matmul's matrix to rounding; what cannot be split falls back
 to numpy.matmul itself; the BLAS library's thread count is back afterwards; and the check
 catches a block written from the wrong place."""
+import contextlib
+
 import numba
 import numpy as np
 import pytest
@@ -50,6 +52,20 @@ def _laid_out(rng, shape, dtype, layout):
 layouts = st.sampled_from(["C", "F", "C block", "F block"])
 
 
+@contextlib.contextmanager
+def split_everything(threads):
+    """``threads`` Numba threads, and every product split over them, however small or thin
+    (the bars that keep small products on one thread are for speed, not for correctness)."""
+    before = numba.get_num_threads(), blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS
+    numba.set_num_threads(threads)
+    blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS = 1, 0
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before[0])
+        blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS = before[1:]
+
+
 @needs_threads
 @needs_cblas
 @settings(max_examples=25, deadline=None)
@@ -59,14 +75,8 @@ layouts = st.sampled_from(["C", "F", "C block", "F block"])
 def test_split_products_are_the_product(m, k, n, dtype, la, lb, seed):
     rng = np.random.default_rng(seed)
     a, b = _laid_out(rng, (m, k), dtype, la), _laid_out(rng, (k, n), dtype, lb)
-    before, bar = numba.get_num_threads(), blas.SPLIT_MIN_WORK
-    numba.set_num_threads(2)
-    blas.SPLIT_MIN_WORK = 1  # split even the small ones
-    try:
+    with split_everything(2):
         assert_product(blas.matmul(a, b), a, b)
-    finally:
-        numba.set_num_threads(before)
-        blas.SPLIT_MIN_WORK = bar
 
 
 @needs_cblas
@@ -87,14 +97,8 @@ def test_addmm_accumulates_the_product_in_place(m, k, n, dtype, la, lb, lc, beta
     c0 = c.astype(np.float64)
     if beta == 0:
         c[0, 0] = np.nan
-    before, bar = numba.get_num_threads(), blas.SPLIT_MIN_WORK
-    numba.set_num_threads(min(threads_, numba.config.NUMBA_NUM_THREADS))
-    blas.SPLIT_MIN_WORK = 1
-    try:
+    with split_everything(min(threads_, numba.config.NUMBA_NUM_THREADS)):
         assert blas.addmm_(c, a, b, beta=beta, alpha=alpha) is c
-    finally:
-        numba.set_num_threads(before)
-        blas.SPLIT_MIN_WORK = bar
     # the sum's rounding bound (assert_product's) plus one rounding of the scaled c
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     eps = np.finfo(dtype).eps
@@ -210,3 +214,12 @@ def test_the_integer_width_comes_from_the_library(config, integer):
     assert blas._blas_integer(_FakeLibrary(config)) is getattr(ctypes, integer)
     assert blas._blas_integer(object()) is None  # no OpenBLAS configuration: no split
     assert blas._gemm_function(object(), "s", ctypes.c_float) is None
+
+
+def test_thin_products_split_by_columns_stay_on_one_thread():
+    """Which products are split (the measurements are in blas.py): not the small ones, not
+    a split by columns over few terms; a split by rows at any depth."""
+    assert not blas._splits(64, 64, 63)                  # below SPLIT_MIN_WORK
+    assert not blas._splits(128, 20, 400)                # by columns, K = 20
+    assert blas._splits(128, 784, 400)                   # by columns, K = 784
+    assert blas._splits(512, 20, 256)                    # by rows, K = 20
