@@ -40,17 +40,18 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # Splitting pays from here on: M*N*K multiply-adds, OpenBLAS's own bar for using its threads
 # (65536 * GEMM_MULTITHREAD_THRESHOLD 4).
 SPLIT_MIN_WORK = 1 << 18
-# ... and, for a split by columns (C wider than tall), from this many terms per dot product on:
-# every thread packs all of A for its slice, and over fewer terms that costs more than it
-# shares. Measured, 2 threads, M = 64-128, N = 400-784: K = 10-64 ran up to 2.5x slower split
-# than on one thread (an MLP VAE's (128, 20) @ (20, 400): 86 against 31 us), K >= 96 faster.
-# A split by rows paid at every K tried (M = 512, N = 256: K = 10 to 96).
-SPLIT_MIN_DEPTH_COLUMNS = 96
+# ... and a split by columns (C wider than tall) from 16 times that: every thread packs all of
+# A for its slice of B. Measured, 2 threads: (128, 20) @ (20, 400) (an MLP VAE's layer) took
+# 50-90 us split, 28-37 on one thread, and M = 64-128, K = 32-64, N = 400-784 (2-3 M
+# multiply-adds) lost too; (64, 16) @ (16, 12544) (a conv's first layer, 12 M) took 325-345
+# against 440, and every 4 M product with N = 4096 won. A split by rows paid at every size.
+SPLIT_MIN_WORK_COLUMNS = 1 << 22
 
 
 def _splits(M, K, N):
     """True when C (M, N) = A (M, K) B (K, N) should be split over the threads (see above)."""
-    return M * K * N >= SPLIT_MIN_WORK and (M >= N or K >= SPLIT_MIN_DEPTH_COLUMNS)
+    return M * K * N >= (SPLIT_MIN_WORK if M >= N else SPLIT_MIN_WORK_COLUMNS)
+
 
 _by_dtype = None  # {dtype: Numba function} once looked up; {} when no BLAS was found
 

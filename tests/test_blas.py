@@ -56,14 +56,14 @@ layouts = st.sampled_from(["C", "F", "C block", "F block"])
 def split_everything(threads):
     """``threads`` Numba threads, and every product split over them, however small or thin
     (the bars that keep small products on one thread are for speed, not for correctness)."""
-    before = numba.get_num_threads(), blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS
+    before = numba.get_num_threads(), blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_WORK_COLUMNS
     numba.set_num_threads(threads)
-    blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS = 1, 0
+    blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_WORK_COLUMNS = 1, 1
     try:
         yield
     finally:
         numba.set_num_threads(before[0])
-        blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_DEPTH_COLUMNS = before[1:]
+        blas.SPLIT_MIN_WORK, blas.SPLIT_MIN_WORK_COLUMNS = before[1:]
 
 
 @needs_threads
@@ -122,7 +122,7 @@ def test_addmm_reference_is_the_formula():
 
 @needs_threads
 @needs_cblas
-@pytest.mark.parametrize("shape", [(300, 200, 50), (50, 200, 300)], ids=["by rows", "by columns"])
+@pytest.mark.parametrize("shape", [(300, 200, 50), (50, 400, 300)], ids=["by rows", "by columns"])
 def test_large_products_take_the_split_path_and_give_blas_its_threads_back(shape, two_threads,
                                                                          monkeypatch):
     calls, kernel = [], blas._kernels()[np.dtype(np.float32)]
@@ -216,10 +216,10 @@ def test_the_integer_width_comes_from_the_library(config, integer):
     assert blas._gemm_function(object(), "s", ctypes.c_float) is None
 
 
-def test_thin_products_split_by_columns_stay_on_one_thread():
-    """Which products are split (the measurements are in blas.py): not the small ones, not
-    a split by columns over few terms; a split by rows at any depth."""
+def test_small_products_split_by_columns_stay_on_one_thread():
+    """Which products are split (the measurements are in blas.py): not the small ones, and a
+    split by columns only from SPLIT_MIN_WORK_COLUMNS multiply-adds on."""
     assert not blas._splits(64, 64, 63)                  # below SPLIT_MIN_WORK
-    assert not blas._splits(128, 20, 400)                # by columns, K = 20
-    assert blas._splits(128, 784, 400)                   # by columns, K = 784
-    assert blas._splits(512, 20, 256)                    # by rows, K = 20
+    assert blas._splits(512, 20, 256)                    # by rows, 2.6 M
+    assert not blas._splits(128, 20, 400)                # by columns, 1 M
+    assert blas._splits(64, 16, 12544)                   # by columns, 12.8 M
