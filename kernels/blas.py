@@ -32,7 +32,7 @@ import numpy as np
 
 from minigen.threads import _blas_functions, one_blas_thread, openblas_function
 
-from . import reuse
+from . import reuse, use_numba
 
 # the C interface's constants (cblas.h): row-major storage, and "read this operand transposed"
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -180,7 +180,6 @@ def addmm_(c, a, b, beta=1.0, alpha=1.0):
     ``matmul``, a small one is one BLAS call on the calling thread; elsewhere (CuPy, the
     references, a layout BLAS cannot read or write in place) it is the array library's
     matmul and the same formula."""
-    from . import use_numba
     if (use_numba(c) and c.ndim == a.ndim == b.ndim == 2 and a.dtype == b.dtype == c.dtype
             and c.shape == (a.shape[0], b.shape[1]) and a.shape[1] == b.shape[0]):
         (M, K), N = a.shape, b.shape[1]

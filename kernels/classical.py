@@ -363,13 +363,19 @@ def sigmoid_bernoulli(ep, bits, sample):
     one array read and written (a separate output aliasing it would make LLVM's overlap
     check choose the scalar loop). Serial: ``gibbs_rows`` runs it on each thread's block.
     """
-    one, zero = ep.dtype.type(1), ep.dtype.type(0)
-    scale = np.float32(1.0 / 16777216.0)
     for k in range(ep.size):
-        p = sample.dtype.type(one / (one + ep[k]))     # rounded as the reference's astype
-        ep[k] = p
-        u = np.float32(np.int32(bits[k] >> np.uint32(8))) * scale  # exact: 24 bits * 2^-24
-        sample[k] = one if u < p else zero
+        _sigmoid_draw(ep, k, bits[k], sample)
+
+
+@njit(error_model="numpy", inline="always")
+def _sigmoid_draw(ep, k, bits, sample):
+    """One element of the draw: ep[k] = 1 / (1 + ep[k]), sample[k] = 1[u < ep[k]] with
+    u = (bits >> 8) / 2^24 from the element's 32 random bits."""
+    one = ep.dtype.type(1)
+    p = sample.dtype.type(one / (one + ep[k]))     # rounded as the reference's astype
+    ep[k] = p
+    u = np.float32(np.int32(bits >> np.uint32(8))) * np.float32(1.0 / 16777216.0)  # exact
+    sample[k] = one if u < p else ep.dtype.type(0)
 
 
 # From this many elements the training step's sigmoid-and-draw runs on every thread (one
@@ -486,8 +492,6 @@ def _sigmoid_bernoulli_pcg64(ep, k0, stream, sample):
     """``sigmoid_bernoulli`` for elements k0, k0 + 1, ... of a draw whose bits come from the
     PCG64 ``stream``: element k takes the low (k even) or high (k odd) 32 bits of word k // 2,
     the bits ``rbm.random_bits`` takes from ``random_raw``."""
-    one, zero = ep.dtype.type(1), ep.dtype.type(0)
-    scale = np.float32(1.0 / 16777216.0)
     word, hi, lo = pcg64.word_after(stream, k0 // 2)
     for k in range(ep.size):
         if (k0 + k) % 2 == 0:
@@ -496,7 +500,4 @@ def _sigmoid_bernoulli_pcg64(ep, k0, stream, sample):
             bits = np.uint32(word & np.uint64(0xFFFFFFFF))
         else:
             bits = np.uint32(word >> np.uint64(32))
-        p = sample.dtype.type(one / (one + ep[k]))
-        ep[k] = p
-        u = np.float32(np.int32(bits >> np.uint32(8))) * scale
-        sample[k] = one if u < p else zero
+        _sigmoid_draw(ep, k, bits, sample)

@@ -1,6 +1,7 @@
-"""NumPy's PCG64 stream made on Numba's threads: ``random_raw(bit_generator, n)`` returns what
-``bit_generator.random_raw(n)`` would, bit for bit, and leaves the generator where that leaves
-it, but each thread makes its own stretch of the stream.
+"""NumPy's PCG64 stream, made where the words are used: each of Numba's threads in the RBM's
+Gibbs kernel (``classical.gibbs_rows``) jumps to the words of its own rows and makes them,
+the very words ``bit_generator.random_raw`` would give, and ``move_on`` then leaves the
+generator where ``random_raw`` leaves it.
 
 PCG64 (O'Neill 2014; NumPy's default bit generator) is a 128-bit linear congruential
 generator with a permuted output:
@@ -18,18 +19,13 @@ the other one waited (measured).
 Numba has no 128-bit integers; ``_mul_add`` writes the one 128-bit operation the generator
 needs, a * b + c, in LLVM's own i128 arithmetic, on (high, low) pairs of uint64.
 """
-import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 MULT = 0x2360ED051FC65DA44385DF649FCCF645   # PCG's default 128-bit multiplier (NumPy's)
 _MASK64 = (1 << 64) - 1
-
-# From this many words the stream is made on every thread: below it the jump (~130 128-bit
-# products per thread) and the waking of the threads cost more than they save
-PARALLEL_MIN_WORDS = 1 << 13
 
 
 @intrinsic
@@ -85,29 +81,6 @@ def _jump(s_hi, s_lo, i_hi, i_lo, k):
     return _mul_add(am_hi, am_lo, s_hi, s_lo, ac_hi, ac_lo)
 
 
-# Each step waits for the one before (a 128-bit product and a sum, ~2 ns): a thread makes
-# LANES stretches side by side, whose steps do not wait for each other
-LANES = 4
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def _fill(s_hi, s_lo, i_hi, i_lo, out, parts):
-    """out[i] = the (i+1)-th word after the state (s_hi, s_lo): parts * LANES stretches of
-    ``size`` words, LANES of them side by side on each thread."""
-    n = out.shape[0]
-    size = (n + parts * LANES - 1) // (parts * LANES)
-    for p in prange(parts):
-        hi, lo = np.empty(LANES, np.uint64), np.empty(LANES, np.uint64)
-        for q in range(LANES):
-            hi[q], lo[q] = _jump(s_hi, s_lo, i_hi, i_lo, min((p * LANES + q) * size, n))
-        for w in range(size):
-            for q in range(LANES):
-                at = (p * LANES + q) * size + w
-                if at < n:
-                    hi[q], lo[q] = _mul_add(hi[q], lo[q], _M_HI, _M_LO, i_hi, i_lo)
-                    out[at] = _output(hi[q], lo[q])
-
-
 @njit(inline="always")
 def word_after(stream, k):
     """(word, state) of the k-th word (from 0) after ``stream`` = [state hi, state lo,
@@ -145,11 +118,19 @@ def move_on(bit_generator, k):
 
 
 def random_raw(bit_generator, n):
-    """``bit_generator.random_raw(n)`` (a ``numpy.random.PCG64``): n uint64 words, the
-    generator moved on by n, made on Numba's threads when n is large."""
-    stream = stream_of(bit_generator)
-    out = np.empty(n, np.uint64)
-    parts = numba.get_num_threads() if n >= PARALLEL_MIN_WORDS else 1
-    _fill(stream[0], stream[1], stream[2], stream[3], out, parts)
+    """``bit_generator.random_raw(n)`` (a ``numpy.random.PCG64``) made from the state by the
+    kernels' own steps, on the calling thread, and the generator moved on by n: the words the
+    Gibbs kernel draws from, laid out for a test against NumPy's."""
+    out = _words(stream_of(bit_generator), n)
     move_on(bit_generator, n)
+    return out
+
+
+@njit(cache=True)
+def _words(stream, n):
+    """The first n words after ``stream``'s state."""
+    out = np.empty(n, np.uint64)
+    hi, lo = stream[0], stream[1]
+    for k in range(n):
+        out[k], hi, lo = next_word(hi, lo, stream)
     return out

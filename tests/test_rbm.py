@@ -134,8 +134,8 @@ def test_parallel_sigmoid_and_draw_equal_the_reference_bit_for_bit(dtype, thread
 
 
 @pytest.mark.parametrize("n", [1, 7, 40000])
-def test_pcg64_words_made_on_the_threads_are_numpys(n):
-    """kernels/pcg64.random_raw: NumPy's own random_raw words, bit for bit, and the generator
+def test_pcg64_words_are_numpys(n):
+    """kernels/pcg64's steps: NumPy's own random_raw words, bit for bit, and the generator
     left in the same state -- the half word a float32 draw keeps for later included (PCG64's
     own advance() would drop it); a wrong increment is caught."""
     from minigen.kernels import pcg64
@@ -148,10 +148,12 @@ def test_pcg64_words_made_on_the_threads_are_numpys(n):
     assert ours.random(dtype=np.float32) == numpys.random(dtype=np.float32)
     stream = pcg64.stream_of(np.random.default_rng(11).bit_generator)
     assert pcg64.word_after(stream, 0)[0] == np.random.default_rng(11).bit_generator.random_raw()
+    # a thread's jump to its stretch: the k-th word directly
+    assert pcg64.word_after(stream, n - 1)[0] == \
+        np.random.default_rng(11).bit_generator.random_raw(n)[-1]
     # the check can fail: the stream made from a wrong increment is caught
     stream[3] ^= np.uint64(2)
-    out = np.empty(min(n, 50), np.uint64)
-    pcg64._fill(*stream, out, 1)
+    out = pcg64._words(stream, min(n, 50))
     assert not np.array_equal(out, np.random.default_rng(11).bit_generator.random_raw(out.size))
 
 
@@ -204,6 +206,28 @@ def test_one_product_gradient_is_the_two_phase_formula():
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     # the check can fail: the phases' roles swapped in the weight term are caught
     assert not np.allclose(rbm.W, W + step * (vk.T @ ph0 - v0.T @ phk), atol=1e-3)
+
+
+def test_momentum_and_weight_decay_follow_the_velocity_formula():
+    """With momentum and weight decay, two updates are vel <- momentum vel + lr (grad - wd W),
+    param <- param + vel, for W, a and b (no decay on the biases), to float32 rounding."""
+    rng = np.random.default_rng(6)
+    rbm = tiny_rbm(n=7, m=5)
+    rbm.momentum, rbm.weight_decay, lr, n = 0.5, 0.01, 0.3, 6
+    params = [p.astype(np.float64) for p in (rbm.W, rbm.a, rbm.b)]
+    vels = [np.zeros_like(p) for p in params]
+    for _ in range(2):
+        v0, vk = (rng.random((2, n, 7)) < 0.5).astype(np.float32)
+        ph0, phk = rng.random((2, n, 5), dtype=np.float32)
+        grads = ((v0.T @ ph0 - vk.T @ phk) / n - rbm.weight_decay * params[0],
+                 (v0.sum(0) - vk.sum(0)) / n, (ph0.sum(0) - phk.sum(0)) / n)
+        vels = [rbm.momentum * vel + lr * g for vel, g in zip(vels, grads)]
+        params = [p + vel for p, vel in zip(params, vels)]
+        rbm._apply_gradient(v0, ph0, vk, phk, lr=lr)
+    for got, want in zip((rbm.W, rbm.a, rbm.b), params):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # the check can fail: the velocity added twice to the weights is caught
+    assert not np.allclose(rbm.W, params[0] + vels[0], atol=1e-4)
 
 
 def test_ais_kernel_equals_reference():

@@ -297,11 +297,10 @@ class RBM:
         addmm_(vel_W, V.T, P, beta=self.momentum)
         if self.weight_decay:
             vel_W -= (lr * self.weight_decay) * self.W
-        for param, vel, delta in zip((self.W, self.a, self.b), self._velocity,
-                                     (None, delta_a, delta_b)):
-            if delta is not None:
-                vel *= self.momentum
-                vel += delta
+        for vel, delta in ((vel_a, delta_a), (vel_b, delta_b)):
+            vel *= self.momentum
+            vel += delta
+        for param, vel in zip((self.W, self.a, self.b), self._velocity):
             param += vel
 
     def _phases(self, v0, ph0, lr):
